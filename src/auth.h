@@ -1,0 +1,55 @@
+/*
+ * auth.h - checks a device's credential against the store, off the loop.
+ *
+ * The network side never verifies a password itself: it asks and gets
+ * OK / FAIL / TEMPFAIL. FAIL means the gateway credential is wrong (or the
+ * user unknown: the two are not told apart). TEMPFAIL means anything else
+ * went wrong: the store is unavailable, the user has no upstream account,
+ * the sealed secret does not open. A TEMPFAIL is never reported to a device
+ * as a bad password.
+ *
+ * The slow hash, the store queries and the unsealing all run in libuv's
+ * thread pool; the callback runs on the loop.
+ */
+#ifndef MG_AUTH_H
+#define MG_AUTH_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "store.h"
+
+#define MG_SECRET_MAX	4096	/* largest upstream secret (a refresh token fits) */
+
+enum mg_auth_status {
+	MG_AUTH_OK = 0,
+	MG_AUTH_FAIL,
+	MG_AUTH_TEMPFAIL
+};
+
+struct mg_auth_result {
+	enum mg_auth_status	 status;
+	char			 reason[160];		/* short, safe for the device and the log */
+	char			 user[MG_NAME_MAX];	/* the gateway user, as stored */
+	char			 provider[MG_NAME_MAX];
+	char			 login[MG_NAME_MAX];	/* upstream login */
+	enum mg_secret_kind	 kind;
+	char			 secret[MG_SECRET_MAX];	/* plaintext upstream secret; wiped after the callback */
+	size_t			 secret_len;
+};
+
+struct mg_session;
+
+/* Runs on the loop with the result; r and its secret are wiped and freed after it returns. */
+typedef void (*mg_auth_cb)(struct mg_session *s, struct mg_auth_result *r);
+
+/*
+ * Starts a check for (user, password) on protocol proto. The password is
+ * copied and the copy wiped after hashing; the caller wipes its own. Holds
+ * a session reference until cb has run. 0 started, -1 could not start
+ * (treat as TEMPFAIL).
+ */
+int mg_auth_start(struct mg_session *s, enum mg_proto proto, const char *user, size_t ulen,
+    const char *password, size_t plen, mg_auth_cb cb);
+
+#endif

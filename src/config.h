@@ -1,0 +1,116 @@
+/*
+ * config.h - the gateway's configuration, loaded from YAML.
+ *
+ * The loader is a library: it never logs and never exits. Every problem it
+ * finds is appended to a struct mg_diag as one "FILE:LINE:COL: message"
+ * line, so that `mailgate check` can print all of them at once and
+ * `mailgate run` can refuse to start with the same text.
+ */
+#ifndef MG_CONFIG_H
+#define MG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum mg_proto {
+	MG_PROTO_IMAP = 0,
+	MG_PROTO_POP3,
+	MG_PROTO_SMTP,
+	MG_PROTO_COUNT
+};
+
+/* How TLS is started on a connection. There is no plaintext mode on purpose. */
+enum mg_tls_mode {
+	MG_TLS_IMPLICIT = 0,	/* TLS from the first byte (993, 995, 465) */
+	MG_TLS_STARTTLS		/* plaintext greeting, then STARTTLS/STLS */
+};
+
+/* Collected diagnostics: zero or more lines, each ending in '\n'. */
+struct mg_diag {
+	char	*text;		/* malloc'd, NUL-terminated, or NULL when empty */
+	size_t	 len;		/* strlen(text) */
+	int	 count;		/* number of lines */
+};
+
+/* A path from the config, with the position of its value for messages. */
+struct mg_cfg_path {
+	char	*path;		/* malloc'd; relative paths already resolved against the config file's directory; NULL if unset */
+	const char *file;	/* file the value came from (points into mg_config.files) */
+	int	 line;		/* 1-based position of the value */
+	int	 col;
+};
+
+struct mg_listen_cfg {
+	enum mg_proto		 proto;
+	enum mg_tls_mode	 tls;
+	char			 address[80];	/* as written, e.g. "0.0.0.0:993" or "[::1]:143" */
+	struct sockaddr_storage	 addr;		/* parsed numeric address and port */
+	socklen_t		 addrlen;
+};
+
+/* One protocol's endpoint at a provider. */
+struct mg_endpoint_cfg {
+	int			 present;	/* 0 when the provider has no such endpoint */
+	char			 host[256];	/* DNS name or literal address; also the TLS name checked */
+	uint16_t		 port;
+	enum mg_tls_mode	 tls;
+};
+
+struct mg_provider_cfg {
+	char			 name[64];		/* the key under providers: */
+	struct mg_endpoint_cfg	 ep[MG_PROTO_COUNT];	/* indexed by enum mg_proto */
+	struct mg_cfg_path	 ca_file;		/* optional; NULL path means the system store */
+};
+
+struct mg_config {
+	char			*path;		/* the main file, as given */
+	char			**files;	/* every file read (main + includes), malloc'd strings */
+	size_t			 nfiles;
+
+	struct mg_listen_cfg	*listen;	/* malloc'd array */
+	size_t			 nlisten;
+
+	struct mg_cfg_path	 tls_cert;	/* PEM certificate chain presented to devices */
+	struct mg_cfg_path	 tls_key;	/* PEM private key */
+
+	struct mg_cfg_path	 store_sqlite;	/* SQLite database file */
+	struct mg_cfg_path	 master_key;	/* 32 random bytes, mode 0600 */
+
+	unsigned		 timeout_login;		/* seconds before authentication (default 60) */
+	unsigned		 timeout_idle;		/* seconds of silence after login (default 1800) */
+	unsigned		 timeout_connect;	/* seconds for upstream connect+TLS+login (default 30) */
+
+	struct mg_provider_cfg	*providers;	/* malloc'd array */
+	size_t			 nproviders;
+};
+
+/*
+ * Loads and validates `path` (and the files it includes). Returns 0 and sets
+ * *out on success; returns -1 with every problem appended to diag otherwise
+ * (*out is then NULL). Does not check that referenced files exist: see
+ * mg_config_check_files().
+ */
+int mg_config_load(const char *path, struct mg_config **out, struct mg_diag *diag);
+
+/*
+ * Checks that the files the config names exist and are readable: the TLS
+ * certificate and key (and that they parse and match), the master key, each
+ * provider's ca_file, and the directory of the SQLite store. Returns the
+ * number of problems appended to diag (0 when all is well).
+ */
+int mg_config_check_files(const struct mg_config *cfg, struct mg_diag *diag);
+
+void mg_config_free(struct mg_config *cfg);
+
+/* Looks a provider up by name; NULL when unknown. */
+const struct mg_provider_cfg *mg_config_provider(const struct mg_config *cfg, const char *name);
+
+const char *mg_proto_name(enum mg_proto p);	/* "imap", "pop3", "smtp" */
+
+/* Appends one formatted line to diag (a '\n' is added). */
+void mg_diag_add(struct mg_diag *diag, const char *file, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void mg_diag_free(struct mg_diag *diag);
+
+#endif

@@ -1,0 +1,437 @@
+/*
+ * conn.c - see conn.h.
+ */
+#include "conn.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+/* A write request owns a copy of its bytes; freed in conn_write_cb whatever the status. */
+struct conn_wreq {
+	uv_write_t	 req;
+	struct mg_conn	*c;
+	size_t		 plain;		/* plaintext bytes this request accounts for */
+	size_t		 len;
+	uint8_t		 data[];
+};
+
+static void	conn_alloc_cb(uv_handle_t *, size_t, uv_buf_t *);
+static void	conn_read_cb(uv_stream_t *, ssize_t, const uv_buf_t *);
+static void	conn_write_cb(uv_write_t *, int);
+static void	conn_close_cb(uv_handle_t *);
+static void	conn_connect_cb(uv_connect_t *, int);
+static void	conn_shutdown_cb(uv_shutdown_t *, int);
+static void	conn_process(struct mg_conn *);
+static void	conn_update_reading(struct mg_conn *);
+static int	conn_send(struct mg_conn *, const uint8_t *, size_t, size_t);
+static int	conn_flush_tls(struct mg_conn *, size_t);
+static void	conn_fail(struct mg_conn *, const char *, const char *);
+
+
+int
+mg_conn_init(struct mg_conn *c, uv_loop_t *loop, void *owner)
+{
+	int	r;
+
+	memset(c, 0, sizeof(*c));
+	c->owner = owner;
+	if ((r = uv_tcp_init(loop, &c->tcp)) != 0)
+		return r;
+	c->tcp.data = c;
+	c->open = 1;
+	return 0;
+}
+
+void
+mg_conn_start(struct mg_conn *c)
+{
+	(void)uv_tcp_nodelay(&c->tcp, 1);
+	c->started = 1;
+	conn_update_reading(c);
+}
+
+int
+mg_conn_connect(struct mg_conn *c, const struct sockaddr *addr)
+{
+	c->connect_req.data = c;
+	return uv_tcp_connect(&c->connect_req, &c->tcp, addr, conn_connect_cb);
+}
+
+static void
+conn_connect_cb(uv_connect_t *req, int status)
+{
+	struct mg_conn *c = req->data;
+
+	if (c->closing)
+		return;
+	if (status == 0)
+		mg_conn_start(c);
+	c->on_connect(c, status);
+}
+
+int
+mg_conn_starttls(struct mg_conn *c, SSL_CTX *ctx, int server, const char *host)
+{
+	mg_conn_discard_input(c);
+	if (c->rx == NULL && (c->rx = malloc(MG_CONN_RXBUF)) == NULL) {
+		snprintf(c->error, sizeof(c->error), "out of memory");
+		c->failed = 1;
+		return -1;
+	}
+	if (mg_tls_start(&c->tls, ctx, server, host, c->error, sizeof(c->error)) == -1) {
+		c->failed = 1;
+		return -1;
+	}
+	c->tls_on = 1;
+	if (!server) {
+		/* The ClientHello: the handshake wants to read next, which is fine. */
+		if (mg_tls_handshake(&c->tls, c->error, sizeof(c->error)) == -1 ||
+		    conn_flush_tls(c, 0) == -1) {
+			c->failed = 1;
+			return -1;
+		}
+	}
+	conn_update_reading(c);
+	return 0;
+}
+
+static void
+conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct mg_conn *c = h->data;
+
+	(void)suggested;
+	if (c->tls_on) {
+		buf->base = (char *)c->rx;
+		buf->len = MG_CONN_RXBUF;
+	} else {
+		/* Plaintext lands straight in the input buffer: no copy. */
+		buf->base = (char *)c->in + c->in_len;
+		buf->len = sizeof(c->in) - c->in_len;
+	}
+}
+
+static void
+conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct mg_conn *c = s->data;
+
+	(void)buf;
+	if (c->closing)
+		return;
+	if (nread == 0 || nread == UV_ENOBUFS) {
+		conn_update_reading(c);
+		return;
+	}
+	if (nread == UV_EOF) {
+		c->eof = 1;
+	} else if (nread < 0) {
+		conn_fail(c, "read", uv_strerror((int)nread));
+	} else if (c->tls_on) {
+		if (mg_tls_feed(&c->tls, c->rx, (size_t)nread) == -1)
+			conn_fail(c, "TLS", "out of memory");
+	} else {
+		c->in_len += (size_t)nread;
+		c->bytes_in += (uint64_t)nread;
+	}
+	conn_process(c);
+}
+
+static void
+conn_fail(struct mg_conn *c, const char *what, const char *why)
+{
+	if (!c->failed) {
+		c->failed = 1;
+		snprintf(c->error, sizeof(c->error), "%s: %s", what, why);
+	}
+}
+
+/*
+ * Moves input along: finishes a TLS handshake, decrypts what fits, and
+ * shows the owner what is new. It loops because the owner may consume input
+ * (making room for more plaintext already received) or start TLS from its
+ * callback; it never re-enters itself.
+ */
+static void
+conn_process(struct mg_conn *c)
+{
+	int	r;
+
+	if (c->in_cb)
+		return;
+	c->in_cb = 1;
+	while (!c->closing) {
+		if (c->tls_on && !c->failed) {
+			if (!c->tls.done) {
+				r = mg_tls_handshake(&c->tls, c->error, sizeof(c->error));
+				if (r != -1 && conn_flush_tls(c, 0) == -1)
+					r = -1;
+				if (r == -1) {
+					c->failed = 1;
+					c->on_handshake(c, -1);
+					break;
+				}
+				if (r == 1) {
+					c->on_handshake(c, 0);
+					continue;
+				}
+			}
+			while (c->tls.done && !c->paused && !c->eof && c->in_len < sizeof(c->in)) {
+				r = mg_tls_read(&c->tls, c->in + c->in_len, sizeof(c->in) - c->in_len,
+				    c->error, sizeof(c->error));
+				if (r > 0) {
+					c->in_len += (size_t)r;
+					c->bytes_in += (uint64_t)r;
+				} else if (r == MG_TLS_CLOSED) {
+					c->eof = 1;
+				} else if (r == MG_TLS_ERROR) {
+					c->failed = 1;
+					break;
+				} else
+					break;
+			}
+			/* Reading can produce records to send (session tickets, alerts). */
+			if (c->tls_on && conn_flush_tls(c, 0) == -1)
+				c->failed = 1;
+		}
+		if (c->paused)
+			break;
+		if (c->in_len > c->in_seen || ((c->eof || c->failed) && !c->end_shown)) {
+			if (c->eof || c->failed)
+				c->end_shown = 1;
+			c->on_read(c);
+			c->in_seen = c->in_len;
+			continue;
+		}
+		break;
+	}
+	c->in_cb = 0;
+	conn_update_reading(c);
+}
+
+static void
+conn_update_reading(struct mg_conn *c)
+{
+	int want;
+
+	if (!c->open || c->closing)
+		return;
+	want = !c->eof && !c->failed && !c->paused && c->in_len < sizeof(c->in) &&
+	    c->started;
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
+			c->reading = 1;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = 0;
+	}
+}
+
+static int
+conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
+{
+	struct conn_wreq	*w;
+	uv_buf_t		 b;
+	int			 r;
+
+	if ((w = malloc(sizeof(*w) + len)) == NULL) {
+		conn_fail(c, "write", "out of memory");
+		return -1;
+	}
+	w->c = c;
+	w->plain = plain;
+	w->len = len;
+	memcpy(w->data, data, len);
+	b = uv_buf_init((char *)w->data, (unsigned int)len);
+	if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb)) != 0) {
+		OPENSSL_cleanse(w->data, len);
+		free(w);
+		conn_fail(c, "write", uv_strerror(r));
+		return -1;
+	}
+	c->wq_bytes += plain;
+	if (c->wq_bytes > MG_CONN_HIGH_WATER)
+		c->wq_high = 1;
+	return 0;
+}
+
+/* Sends whatever ciphertext OpenSSL produced, accounting `plain` bytes to it. */
+static int
+conn_flush_tls(struct mg_conn *c, size_t plain)
+{
+	struct conn_wreq	*w;
+	uv_buf_t		 b;
+	size_t			 n;
+	int			 r;
+
+	if ((n = mg_tls_pending(&c->tls)) == 0)
+		return 0;
+	if ((w = malloc(sizeof(*w) + n)) == NULL) {
+		conn_fail(c, "write", "out of memory");
+		return -1;
+	}
+	w->c = c;
+	w->plain = plain;
+	w->len = mg_tls_take(&c->tls, w->data, n);
+	b = uv_buf_init((char *)w->data, (unsigned int)w->len);
+	if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb)) != 0) {
+		free(w);
+		conn_fail(c, "write", uv_strerror(r));
+		return -1;
+	}
+	c->wq_bytes += plain;
+	if (c->wq_bytes > MG_CONN_HIGH_WATER)
+		c->wq_high = 1;
+	return 0;
+}
+
+static void
+conn_write_cb(uv_write_t *req, int status)
+{
+	struct conn_wreq	*w = (struct conn_wreq *)req;
+	struct mg_conn		*c = w->c;
+
+	c->wq_bytes -= w->plain;
+	c->bytes_out += w->plain;
+	/* Plaintext requests may hold protocol secrets (upstream login lines). */
+	OPENSSL_cleanse(w->data, w->len);
+	free(w);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		conn_fail(c, "write", uv_strerror(status));
+		conn_process(c);
+		return;
+	}
+	if (c->wq_high && c->wq_bytes <= MG_CONN_LOW_WATER) {
+		c->wq_high = 0;
+		if (c->on_drain != NULL)
+			c->on_drain(c);
+	}
+}
+
+int
+mg_conn_write(struct mg_conn *c, const void *data, size_t len)
+{
+	if (c->closing || c->failed || c->shut)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (!c->tls_on)
+		return conn_send(c, data, len, len);
+	if (mg_tls_write(&c->tls, data, len, c->error, sizeof(c->error)) == -1) {
+		c->failed = 1;
+		return -1;
+	}
+	return conn_flush_tls(c, len);
+}
+
+int
+mg_conn_printf(struct mg_conn *c, const char *fmt, ...)
+{
+	char	buf[2048];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	return mg_conn_write(c, buf, (size_t)n);
+}
+
+void
+mg_conn_consume(struct mg_conn *c, size_t n)
+{
+	if (n >= c->in_len) {
+		c->in_len = 0;
+		c->in_seen = 0;
+	} else {
+		memmove(c->in, c->in + n, c->in_len - n);
+		c->in_len -= n;
+		c->in_seen = c->in_seen > n ? c->in_seen - n : 0;
+	}
+	conn_update_reading(c);
+}
+
+void
+mg_conn_discard_input(struct mg_conn *c)
+{
+	OPENSSL_cleanse(c->in, sizeof(c->in));
+	c->in_len = 0;
+	c->in_seen = 0;
+	conn_update_reading(c);
+}
+
+void
+mg_conn_pause(struct mg_conn *c)
+{
+	c->paused = 1;
+	conn_update_reading(c);
+}
+
+void
+mg_conn_resume(struct mg_conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = 0;
+	conn_process(c);
+}
+
+void
+mg_conn_shutdown(struct mg_conn *c)
+{
+	if (!c->open || c->closing || c->shut)
+		return;
+	c->shut = 1;
+	if (c->tls_on && c->tls.done) {
+		mg_tls_close_notify(&c->tls);
+		(void)conn_flush_tls(c, 0);
+	}
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0)
+		conn_shutdown_cb(&c->shutdown_req, UV_ENOTCONN);
+}
+
+static void
+conn_shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct mg_conn *c = req->data;
+
+	(void)status;
+	c->shut_done = 1;
+	if (!c->closing && c->on_shutdown != NULL)
+		c->on_shutdown(c);
+}
+
+void
+mg_conn_close(struct mg_conn *c)
+{
+	if (!c->open || c->closing)
+		return;
+	c->closing = 1;
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = 0;
+	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+static void
+conn_close_cb(uv_handle_t *h)
+{
+	struct mg_conn *c = h->data;
+
+	mg_tls_free(&c->tls);
+	free(c->rx);
+	c->rx = NULL;
+	OPENSSL_cleanse(c->in, sizeof(c->in));
+	c->open = 0;
+	if (c->on_close != NULL)
+		c->on_close(c);
+}

@@ -1,0 +1,126 @@
+/*
+ * conn.h - one TCP stream (libuv) with optional TLS, as its owner sees it:
+ * plaintext in a bounded input buffer, plaintext out through a counted
+ * write queue.
+ *
+ * Ownership: a struct mg_conn is embedded in the struct that owns it (a
+ * session); tcp.data points back at the conn and conn->owner at the owner.
+ * Its memory must stay valid until on_close has run. Every write request
+ * owns its bytes and frees them in its callback, whatever the status.
+ *
+ * Backpressure: the input buffer has a fixed size; when it is full, or the
+ * owner paused the conn, nothing more is read from the socket (and, with
+ * TLS, nothing more is decrypted), so a fast sender fills its own TCP window
+ * rather than the gateway's memory. The owner pauses a conn when the other
+ * side's write queue passes MG_CONN_HIGH_WATER and resumes it from on_drain,
+ * which runs when that queue falls to MG_CONN_LOW_WATER.
+ */
+#ifndef MG_CONN_H
+#define MG_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "tls.h"
+
+#define MG_CONN_INBUF		16384	/* plaintext input buffer */
+#define MG_CONN_RXBUF		16384	/* ciphertext read buffer */
+#define MG_CONN_HIGH_WATER	(256 * 1024)
+#define MG_CONN_LOW_WATER	(64 * 1024)
+#define MG_CONN_ERRLEN		160
+
+struct mg_conn;
+
+/* Plaintext arrived in c->in, or c->eof / c->failed was set. */
+typedef void (*mg_conn_read_cb)(struct mg_conn *c);
+/* A TLS handshake finished: status 0, or -1 with c->error set. */
+typedef void (*mg_conn_handshake_cb)(struct mg_conn *c, int status);
+/* An outgoing TCP connection finished: status 0, or a libuv error code. */
+typedef void (*mg_conn_connect_cb)(struct mg_conn *c, int status);
+/* The write queue fell to MG_CONN_LOW_WATER. */
+typedef void (*mg_conn_drain_cb)(struct mg_conn *c);
+/* Our sending side is shut down: everything queued was written (or failed). */
+typedef void (*mg_conn_shutdown_cb)(struct mg_conn *c);
+/* The handle is closed: the conn's memory may now be released. */
+typedef void (*mg_conn_close_cb)(struct mg_conn *c);
+
+struct mg_conn {
+	uv_tcp_t		 tcp;		/* the socket; tcp.data == this conn */
+	void			*owner;		/* the session that embeds this conn */
+	struct mg_tls		 tls;		/* TLS state; tls.ssl == NULL without TLS */
+	int			 tls_on;	/* bytes on the wire are TLS records */
+
+	uint8_t			 in[MG_CONN_INBUF];	/* plaintext received, not yet consumed */
+	size_t			 in_len;
+	uint8_t			*rx;		/* ciphertext read buffer (malloc'd while TLS is on) */
+
+	size_t			 wq_bytes;	/* plaintext bytes handed to write() and not yet written */
+	int			 wq_high;	/* wq_bytes passed the high-water mark since the last drain */
+
+	int			 open;		/* tcp was initialised: it must be closed */
+	int			 closing;	/* uv_close() was called */
+	int			 started;	/* connected or accepted: reading may start */
+	int			 reading;	/* uv_read_start() is in effect */
+	int			 paused;	/* the owner asked not to be given more input */
+	int			 eof;		/* the peer finished sending (FIN or close_notify) */
+	int			 failed;	/* a read, write or TLS error: see error */
+	int			 shut;		/* our sending side is being shut down */
+	int			 shut_done;	/* ... and the shutdown completed */
+	int			 in_cb;		/* inside conn_process(): do not re-enter */
+	size_t			 in_seen;	/* bytes of in[] the owner was already shown */
+	int			 end_shown;	/* the owner was told about eof/failed */
+	char			 error[MG_CONN_ERRLEN];	/* why it failed, for logs */
+
+	uint64_t		 bytes_in;	/* plaintext bytes received */
+	uint64_t		 bytes_out;	/* plaintext bytes sent */
+
+	mg_conn_read_cb		 on_read;
+	mg_conn_handshake_cb	 on_handshake;
+	mg_conn_connect_cb	 on_connect;
+	mg_conn_drain_cb	 on_drain;
+	mg_conn_shutdown_cb	 on_shutdown;	/* optional */
+	mg_conn_close_cb	 on_close;
+	uv_connect_t		 connect_req;
+	uv_shutdown_t		 shutdown_req;
+};
+
+/* Zeroes c and initialises its TCP handle on loop; set the callbacks after. 0 ok, or a libuv error code. */
+int mg_conn_init(struct mg_conn *c, uv_loop_t *loop, void *owner);
+
+/* Starts reading (after accept or connect). */
+void mg_conn_start(struct mg_conn *c);
+
+/* Connects to addr; on_connect reports the result. 0 or a libuv error. */
+int mg_conn_connect(struct mg_conn *c, const struct sockaddr *addr);
+
+/*
+ * Starts TLS on c (implicit TLS, or after STARTTLS once the plaintext reply
+ * is queued). Anything still in the plaintext input buffer is discarded: it
+ * arrived before the handshake and must never be taken as protected. As a
+ * client, host is the name verified. on_handshake reports the result.
+ * 0 ok, -1 with c->error set.
+ */
+int mg_conn_starttls(struct mg_conn *c, SSL_CTX *ctx, int server, const char *host);
+
+/* Queues plaintext for sending (encrypted when TLS is on). 0 ok, -1 failed. */
+int mg_conn_write(struct mg_conn *c, const void *data, size_t len);
+int mg_conn_printf(struct mg_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Drops n bytes from the front of the input buffer. */
+void mg_conn_consume(struct mg_conn *c, size_t n);
+
+/* Wipes and drops the whole input buffer (e.g. after secrets were parsed from it). */
+void mg_conn_discard_input(struct mg_conn *c);
+
+/* Stops and restarts delivery of input (backpressure). resume may call on_read at once. */
+void mg_conn_pause(struct mg_conn *c);
+void mg_conn_resume(struct mg_conn *c);
+
+/* Ends our sending side after queued writes: close_notify with TLS, then FIN. */
+void mg_conn_shutdown(struct mg_conn *c);
+
+/* Closes the handle; on_close runs later. Safe to call twice, or on a conn never initialised. */
+void mg_conn_close(struct mg_conn *c);
+
+#endif

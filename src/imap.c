@@ -1,0 +1,363 @@
+/*
+ * imap.c - the IMAP front end (RFC 9051 / 3501) until the login is done.
+ *
+ * Before login the gateway speaks IMAP itself: CAPABILITY, NOOP, LOGOUT,
+ * ID, STARTTLS, LOGIN and AUTHENTICATE PLAIN (RFC 4959 SASL-IR too). When
+ * the device's credential is accepted and the provider login succeeded, the
+ * device's LOGIN is answered with its own tag and the provider's
+ * capabilities, this state is freed, and session.c relays bytes untouched.
+ *
+ * One command is answered before the next is read (the client is paused
+ * while a login is checked), which also bounds what a pipelining client can
+ * make the gateway hold.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+#include "log.h"
+#include "parse_imap.h"
+#include "sasl.h"
+#include "session.h"
+#include "upstream.h"
+
+#define IMAP_LINE_MAX		4096	/* a command line before login */
+#define IMAP_LITERAL_MAX	1024	/* a literal before login (user names, passwords) */
+#define IMAP_MAX_FAILURES	3	/* failed logins before the connection is closed */
+
+struct imap_front {
+	struct mg_imap_parser	p;
+	int			sasl_wait;	/* AUTHENTICATE sent "+": the next line is the response */
+	int			failures;	/* failed logins on this connection */
+	char			tag[MG_IMAP_TAG_MAX + 1];	/* the LOGIN/AUTHENTICATE being answered */
+};
+
+static void	imap_start(struct mg_session *);
+static void	imap_read(struct mg_session *);
+static void	imap_free(struct mg_session *);
+
+const struct mg_front_ops mg_imap_front = {
+	.name = "imap",
+	.start = imap_start,
+	.on_read = imap_read,
+	.free = imap_free,
+};
+
+/* What the gateway itself offers before login (after login the provider's list is shown). */
+static const char *
+imap_caps(struct mg_session *s)
+{
+	if (s->tls)
+		return "IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN";
+	/* RFC 9051 §6.2.3 / §7.2.2: no login offered before TLS. */
+	return "IMAP4rev1 ID LITERAL+ STARTTLS LOGINDISABLED";
+}
+
+static void
+imap_start(struct mg_session *s)
+{
+	struct imap_front *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		mg_session_close(s, "out of memory");
+		return;
+	}
+	mg_imap_parser_init(&f->p, IMAP_LINE_MAX, IMAP_LITERAL_MAX);
+	s->front = f;
+	(void)mg_conn_printf(&s->client, "* OK [CAPABILITY %s] mailgate ready\r\n", imap_caps(s));
+}
+
+static void
+imap_free(struct mg_session *s)
+{
+	if (s->front != NULL) {
+		OPENSSL_cleanse(s->front, sizeof(struct imap_front));
+		free(s->front);
+		s->front = NULL;
+	}
+}
+
+/* Wipes every copy of what a login command carried: parser storage and stale input bytes. */
+static void
+imap_wipe(struct mg_session *s, struct imap_front *f)
+{
+	OPENSSL_cleanse(f->p.argbuf, sizeof(f->p.argbuf));
+	OPENSSL_cleanse(s->client.in + s->client.in_len, sizeof(s->client.in) - s->client.in_len);
+}
+
+static void
+imap_log_login(struct mg_session *s, const char *user, size_t ulen, const char *result, const char *reason)
+{
+	char esc[160];
+
+	mg_log_escape(user, ulen, esc, sizeof(esc));
+	mg_log_info(s->id, "imap login user=\"%s\" provider=%s client=%s result=%s reason=\"%s\"", esc,
+	    s->provider[0] ? s->provider : "-", s->peer, result, reason);
+}
+
+/* Back to reading commands after a login attempt that did not end in the relay. */
+static void
+imap_resume(struct mg_session *s)
+{
+	s->state = MG_SS_PRELOGIN;
+	s->provider[0] = '\0';
+	mg_conn_resume(&s->client);
+}
+
+static void
+imap_upstream_done(struct mg_session *s, int status, const char *reason)
+{
+	struct imap_front	*f = s->front;
+	const char		*caps;
+
+	if (s->closing)
+		return;
+	if (status != 0) {
+		imap_log_login(s, s->user, strlen(s->user), "tempfail", reason);
+		/* RFC 5530 UNAVAILABLE: the fault is not the device's password. */
+		(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] %s\r\n", f->tag, reason);
+		imap_resume(s);
+		return;
+	}
+	imap_log_login(s, s->user, strlen(s->user), "ok", "ok");
+	caps = s->up->caps;
+	if (caps[0] != '\0')
+		(void)mg_conn_printf(&s->client, "%s OK [CAPABILITY %s] Logged in\r\n", f->tag, caps);
+	else
+		(void)mg_conn_printf(&s->client, "%s OK Logged in\r\n", f->tag);
+	/* The front end's buffers are not needed any more: idle sessions stay small. */
+	imap_free(s);
+	mg_session_relay(s);
+}
+
+static void
+imap_auth_done(struct mg_session *s, struct mg_auth_result *r)
+{
+	struct imap_front *f = s->front;
+
+	switch (r->status) {
+	case MG_AUTH_FAIL:
+		imap_log_login(s, s->user, strlen(s->user), "fail", r->reason);
+		(void)mg_conn_printf(&s->client, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
+		    f->tag);
+		if (++f->failures >= IMAP_MAX_FAILURES) {
+			(void)mg_conn_printf(&s->client, "* BYE Too many authentication failures\r\n");
+			mg_session_close_after_flush(s, "too many authentication failures");
+			return;
+		}
+		imap_resume(s);
+		return;
+	case MG_AUTH_TEMPFAIL:
+		snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
+		imap_log_login(s, s->user, strlen(s->user), "tempfail", r->reason);
+		(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] %s\r\n", f->tag, r->reason);
+		imap_resume(s);
+		return;
+	case MG_AUTH_OK:
+		break;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", r->user);
+	snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
+	s->state = MG_SS_UPSTREAM;
+	if (mg_upstream_start(s, MG_PROTO_IMAP, r, imap_upstream_done) == -1)
+		imap_upstream_done(s, -1, "cannot reach the provider");
+}
+
+/* Hands a credential to the thread pool; the device waits (paused) for the answer. */
+static void
+imap_login(struct mg_session *s, struct imap_front *f, const char *user, size_t ulen,
+    const char *pass, size_t plen)
+{
+	size_t n = ulen < sizeof(s->user) - 1 ? ulen : sizeof(s->user) - 1;
+
+	memcpy(s->user, user, n);
+	s->user[n] = '\0';
+	mg_conn_pause(&s->client);
+	s->state = MG_SS_AUTH;
+	if (mg_auth_start(s, MG_PROTO_IMAP, user, ulen, pass, plen, imap_auth_done) == -1) {
+		if (ulen == 0 || ulen >= MG_NAME_MAX || plen >= MG_NAME_MAX ||
+		    memchr(user, '\0', ulen) != NULL || memchr(pass, '\0', plen) != NULL) {
+			/* Not a name or password the store can hold: simply wrong. */
+			imap_log_login(s, user, ulen, "fail", "malformed credentials");
+			(void)mg_conn_printf(&s->client, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
+			    f->tag);
+		} else {
+			imap_log_login(s, user, ulen, "tempfail", "cannot queue the check");
+			(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] Try again later\r\n", f->tag);
+		}
+		imap_resume(s);
+	}
+}
+
+/* A decoded SASL PLAIN response (RFC 4616). */
+static void
+imap_sasl_plain(struct mg_session *s, struct imap_front *f, const char *b64, size_t len)
+{
+	uint8_t			dec[1024];
+	struct mg_sasl_plain	pl;
+	long			n;
+
+	if (len == 1 && b64[0] == '*') {
+		(void)mg_conn_printf(&s->client, "%s BAD AUTHENTICATE cancelled\r\n", f->tag);
+		return;
+	}
+	if (len == 1 && b64[0] == '=')
+		len = 0;	/* RFC 4959: "=" is an empty response */
+	n = mg_base64_decode(b64, len, dec, sizeof(dec));
+	if (n < 0) {
+		(void)mg_conn_printf(&s->client, "%s BAD Invalid base64 in AUTHENTICATE response\r\n", f->tag);
+		return;
+	}
+	if (mg_sasl_plain_parse(dec, (size_t)n, &pl) == -1) {
+		OPENSSL_cleanse(dec, sizeof(dec));
+		(void)mg_conn_printf(&s->client, "%s BAD Malformed PLAIN response\r\n", f->tag);
+		return;
+	}
+	if (pl.authzid_len > 0 &&
+	    (pl.authzid_len != pl.authcid_len || memcmp(pl.authzid, pl.authcid, pl.authcid_len) != 0)) {
+		/* Acting as another user is not something the gateway offers. */
+		OPENSSL_cleanse(dec, sizeof(dec));
+		(void)mg_conn_printf(&s->client, "%s NO [AUTHORIZATIONFAILED] Authorization identity refused\r\n",
+		    f->tag);
+		return;
+	}
+	imap_login(s, f, pl.authcid, pl.authcid_len, pl.passwd, pl.passwd_len);
+	OPENSSL_cleanse(dec, sizeof(dec));
+}
+
+static int
+imap_tls_required(struct mg_session *s, struct imap_front *f)
+{
+	if (s->tls)
+		return 0;
+	(void)mg_conn_printf(&s->client, "%s NO [PRIVACYREQUIRED] Login is disabled until STARTTLS\r\n",
+	    f->tag);
+	return 1;
+}
+
+static void
+imap_command(struct mg_session *s, struct imap_front *f)
+{
+	struct mg_imap_cmd	*cmd = &f->p.cmd;
+	const char		*name = cmd->name;
+	const char		*tag = cmd->tag;
+
+	snprintf(f->tag, sizeof(f->tag), "%s", tag);
+	if (strcmp(name, "CAPABILITY") == 0) {
+		(void)mg_conn_printf(&s->client, "* CAPABILITY %s\r\n%s OK CAPABILITY completed\r\n",
+		    imap_caps(s), tag);
+	} else if (strcmp(name, "NOOP") == 0) {
+		(void)mg_conn_printf(&s->client, "%s OK NOOP completed\r\n", tag);
+	} else if (strcmp(name, "LOGOUT") == 0) {
+		(void)mg_conn_printf(&s->client, "* BYE Logging out\r\n%s OK LOGOUT completed\r\n", tag);
+		mg_session_close_after_flush(s, "logout");
+	} else if (strcmp(name, "ID") == 0) {
+		/* RFC 2971: the gateway names itself; the provider is asked after login. */
+		(void)mg_conn_printf(&s->client, "* ID (\"name\" \"mailgate\")\r\n%s OK ID completed\r\n", tag);
+	} else if (strcmp(name, "STARTTLS") == 0) {
+		if (s->tls || s->lcfg->tls == MG_TLS_IMPLICIT) {
+			(void)mg_conn_printf(&s->client, "%s BAD TLS is already active\r\n", tag);
+			return;
+		}
+		if (cmd->nargs != 0) {
+			(void)mg_conn_printf(&s->client, "%s BAD STARTTLS takes no arguments\r\n", tag);
+			return;
+		}
+		(void)mg_conn_printf(&s->client, "%s OK Begin TLS negotiation now\r\n", tag);
+		/*
+		 * Whatever the client sent after STARTTLS came in plaintext and
+		 * is thrown away, never run after the handshake (CVE-2011-0411).
+		 * mg_conn_starttls() empties the input buffer; the parser starts
+		 * over.
+		 */
+		mg_imap_parser_reset(&f->p);
+		if (mg_conn_starttls(&s->client, s->gw->server_ctx, 1, NULL) == -1)
+			mg_session_close(s, "TLS setup failed");
+	} else if (strcmp(name, "LOGIN") == 0) {
+		if (imap_tls_required(s, f))
+			return;
+		if (cmd->nargs != 2) {
+			(void)mg_conn_printf(&s->client, "%s BAD LOGIN takes a user name and a password\r\n", tag);
+			return;
+		}
+		imap_login(s, f, cmd->args[0].p, cmd->args[0].len, cmd->args[1].p, cmd->args[1].len);
+	} else if (strcmp(name, "AUTHENTICATE") == 0) {
+		if (imap_tls_required(s, f))
+			return;
+		if (cmd->nargs < 1 || cmd->nargs > 2) {
+			(void)mg_conn_printf(&s->client, "%s BAD AUTHENTICATE takes a mechanism\r\n", tag);
+			return;
+		}
+		if (strcasecmp(cmd->args[0].p, "PLAIN") != 0) {
+			(void)mg_conn_printf(&s->client, "%s NO Unsupported authentication mechanism\r\n", tag);
+			return;
+		}
+		if (cmd->nargs == 2) {
+			imap_sasl_plain(s, f, cmd->args[1].p, cmd->args[1].len);
+			return;
+		}
+		f->sasl_wait = 1;
+		(void)mg_conn_printf(&s->client, "+ \r\n");
+	} else {
+		(void)mg_conn_printf(&s->client, "%s BAD Command not valid before login\r\n", tag);
+	}
+}
+
+static void
+imap_read(struct mg_session *s)
+{
+	struct imap_front	*f = s->front;
+	struct mg_conn		*c = &s->client;
+	enum mg_imap_result	 r;
+	size_t			 cons, ll;
+	int			 lr;
+
+	while (!s->closing && s->state == MG_SS_PRELOGIN && !c->paused && c->in_len > 0) {
+		if (f->sasl_wait) {
+			lr = mg_line_find(c->in, c->in_len, IMAP_LINE_MAX, &ll, &cons);
+			if (lr == 0)
+				break;
+			f->sasl_wait = 0;
+			if (lr == -1) {
+				(void)mg_conn_printf(c, "* BYE Line too long\r\n");
+				mg_session_close_after_flush(s, "line too long");
+				return;
+			}
+			imap_sasl_plain(s, f, (const char *)c->in, ll);
+			mg_conn_consume(c, cons);
+			imap_wipe(s, f);
+			continue;
+		}
+		r = mg_imap_parse(&f->p, c->in, c->in_len, &cons);
+		mg_conn_consume(c, cons);
+		switch (r) {
+		case MG_IMAP_AGAIN:
+			break;
+		case MG_IMAP_LITERAL:
+			(void)mg_conn_printf(c, "+ Ready for literal data\r\n");
+			continue;
+		case MG_IMAP_INVALID:
+			if (f->p.fatal) {
+				(void)mg_conn_printf(c, "* BYE %s\r\n", f->p.error);
+				mg_session_close_after_flush(s, f->p.error);
+				return;
+			}
+			if (f->p.cmd.tag[0] != '\0')
+				(void)mg_conn_printf(c, "%s BAD %s\r\n", f->p.cmd.tag, f->p.error);
+			else
+				(void)mg_conn_printf(c, "* BAD %s\r\n", f->p.error);
+			continue;
+		case MG_IMAP_OK:
+			imap_command(s, f);
+			if (!s->closing && s->front != NULL)
+				imap_wipe(s, f);
+			continue;
+		}
+		break;
+	}
+	if (!s->closing && s->state == MG_SS_PRELOGIN && (c->eof || c->failed))
+		mg_session_close(s, c->failed ? "client error" : "client closed");
+}

@@ -1,0 +1,536 @@
+/*
+ * session.c - listeners, the session life cycle, timeouts, and the relay.
+ */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "upstream.h"
+
+static void	gw_accept_cb(uv_stream_t *, int);
+static void	gw_signal_cb(uv_signal_t *, int);
+static void	session_client_handshake_cb(struct mg_conn *, int);
+static void	session_client_read_cb(struct mg_conn *);
+static void	session_client_close_cb(struct mg_conn *);
+static void	session_timer_cb(uv_timer_t *);
+static void	session_timer_close_cb(uv_handle_t *);
+static void	session_shutdown_cb(struct mg_conn *);
+static void	relay_client_read_cb(struct mg_conn *);
+static void	relay_up_read_cb(struct mg_conn *);
+static void	relay_client_drain_cb(struct mg_conn *);
+static void	relay_up_drain_cb(struct mg_conn *);
+static void	session_free(struct mg_session *);
+
+void
+mg_session_ref(struct mg_session *s)
+{
+	s->refs++;
+}
+
+void
+mg_session_unref(struct mg_session *s)
+{
+	if (--s->refs == 0)
+		session_free(s);
+}
+
+static void
+session_free(struct mg_session *s)
+{
+	struct mg_gateway	*gw = s->gw;
+	uint64_t		 ms = uv_now(gw->loop) - s->started;
+
+	mg_log_info(s->id, "%s closed user=%s reason=\"%s\" client_in=%llu client_out=%llu "
+	    "upstream_in=%llu upstream_out=%llu duration_ms=%llu", s->ops->name,
+	    s->user[0] ? s->user : "-", s->close_reason ? s->close_reason : "closed",
+	    (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out,
+	    (unsigned long long)s->up_bytes_in, (unsigned long long)s->up_bytes_out,
+	    (unsigned long long)ms);
+	if (s->ops->free != NULL)
+		s->ops->free(s);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		gw->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	gw->nsessions--;
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+void
+mg_session_close(struct mg_session *s, const char *reason)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
+	if (s->up != NULL)
+		mg_upstream_close(s->up);
+	mg_conn_close(&s->client);
+	if (!uv_is_closing((uv_handle_t *)&s->timer))
+		uv_close((uv_handle_t *)&s->timer, session_timer_close_cb);
+}
+
+/*
+ * Shuts the device's side down after everything queued is written, then
+ * closes: uv_close() alone would cancel a pending "BYE".
+ */
+void
+mg_session_close_after_flush(struct mg_session *s, const char *reason)
+{
+	if (s->closing)
+		return;
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
+	if (s->client.failed || s->client.shut_done || !s->client.open) {
+		mg_session_close(s, reason);
+		return;
+	}
+	s->close_after_flush = 1;
+	mg_conn_pause(&s->client);
+	mg_conn_shutdown(&s->client);
+}
+
+static void
+session_shutdown_cb(struct mg_conn *c)
+{
+	struct mg_session *s = c->owner;
+
+	if (s->close_after_flush)
+		mg_session_close(s, s->close_reason);
+}
+
+void
+mg_session_touch(struct mg_session *s)
+{
+	s->last_active = uv_now(s->gw->loop);
+}
+
+void
+mg_session_set_timeout(struct mg_session *s, uint64_t ms)
+{
+	if (s->closing)
+		return;
+	s->timeout_ms = ms;
+	mg_session_touch(s);
+	uv_timer_start(&s->timer, session_timer_cb, ms, 0);
+}
+
+/*
+ * The timer is not restarted on every read: activity only records a time,
+ * and when the timer fires it sleeps again for what is left.
+ */
+static void
+session_timer_cb(uv_timer_t *t)
+{
+	struct mg_session	*s = t->data;
+	uint64_t		 now = uv_now(s->gw->loop), idle = now - s->last_active;
+
+	if (s->closing)
+		return;
+	if (idle < s->timeout_ms) {
+		uv_timer_start(&s->timer, session_timer_cb, s->timeout_ms - idle, 0);
+		return;
+	}
+	if (s->state == MG_SS_RELAY) {
+		mg_session_close(s, "idle timeout");
+		return;
+	}
+	if (s->state == MG_SS_PRELOGIN && s->lcfg->proto == MG_PROTO_IMAP)
+		(void)mg_conn_printf(&s->client, "* BYE Autologout; idle for too long\r\n");
+	mg_session_close_after_flush(s, "login timeout");
+}
+
+static void
+session_timer_close_cb(uv_handle_t *h)
+{
+	mg_session_unref(h->data);
+}
+
+static void
+session_client_close_cb(struct mg_conn *c)
+{
+	mg_session_unref(c->owner);
+}
+
+static void
+gw_accept_cb(uv_stream_t *server, int status)
+{
+	struct mg_listener	*l = server->data;
+	struct mg_gateway	*gw = l->gw;
+	struct mg_session	*s;
+	struct sockaddr_storage	 ss;
+	int			 sslen = sizeof(ss);
+	char			 ip[INET6_ADDRSTRLEN];
+	uint16_t		 port = 0;
+
+	if (status != 0) {
+		mg_log_warn(0, "accept address=%s error=\"%s\"", l->cfg->address, uv_strerror(status));
+		return;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return;
+	s->gw = gw;
+	s->lcfg = l->cfg;
+	s->ops = &mg_imap_front;
+	(void)mg_random(&s->id, sizeof(s->id));
+	if (s->id == 0)
+		s->id = 1;
+	s->started = uv_now(gw->loop);
+	if (mg_conn_init(&s->client, gw->loop, s) != 0) {
+		free(s);
+		return;
+	}
+	s->refs = 1;	/* the client handle */
+	s->client.on_read = session_client_read_cb;
+	s->client.on_handshake = session_client_handshake_cb;
+	s->client.on_close = session_client_close_cb;
+	s->client.on_shutdown = session_shutdown_cb;
+	s->next = gw->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	gw->sessions = s;
+	gw->nsessions++;
+	if (uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0) {
+		mg_session_close(s, "accept failed");
+		return;
+	}
+	uv_timer_init(gw->loop, &s->timer);
+	s->timer.data = s;
+	s->refs++;	/* the timer */
+	if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET) {
+			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			snprintf(s->peer, sizeof(s->peer), "%s:%u", ip, port);
+		} else if (ss.ss_family == AF_INET6) {
+			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			snprintf(s->peer, sizeof(s->peer), "[%s]:%u", ip, port);
+		}
+	}
+	mg_log_info(s->id, "%s connect client=%s listener=%s tls=%s", s->ops->name, s->peer,
+	    l->cfg->address, l->cfg->tls == MG_TLS_IMPLICIT ? "implicit" : "starttls");
+	mg_session_set_timeout(s, (uint64_t)gw->cfg->timeout_login * 1000);
+	if (l->cfg->tls == MG_TLS_IMPLICIT) {
+		s->state = MG_SS_HANDSHAKE;
+		if (mg_conn_starttls(&s->client, gw->server_ctx, 1, NULL) == -1) {
+			mg_session_close(s, "TLS setup failed");
+			return;
+		}
+		mg_conn_start(&s->client);
+		return;
+	}
+	s->state = MG_SS_PRELOGIN;
+	mg_conn_start(&s->client);
+	s->ops->start(s);
+}
+
+/* The device's TLS handshake ended: implicit TLS at connect, or after STARTTLS. */
+static void
+session_client_handshake_cb(struct mg_conn *c, int status)
+{
+	struct mg_session *s = c->owner;
+
+	if (s->closing)
+		return;
+	if (status != 0) {
+		mg_log_info(s->id, "%s tls client=%s error=\"%s\"", s->ops->name, s->peer, c->error);
+		mg_session_close(s, "TLS handshake failed");
+		return;
+	}
+	s->tls = 1;
+	mg_log_debug(s->id, "%s tls client=%s version=%s cipher=%s", s->ops->name, s->peer,
+	    mg_tls_version(&c->tls), mg_tls_cipher(&c->tls));
+	if (s->state == MG_SS_HANDSHAKE) {
+		s->state = MG_SS_PRELOGIN;
+		s->ops->start(s);
+	}
+}
+
+static void
+session_client_read_cb(struct mg_conn *c)
+{
+	struct mg_session *s = c->owner;
+
+	if (s->closing)
+		return;
+	mg_session_touch(s);
+	if (s->state == MG_SS_HANDSHAKE) {
+		if (c->eof || c->failed)
+			mg_session_close(s, c->failed ? "client error" : "client closed");
+		return;
+	}
+	s->ops->on_read(s);
+}
+
+/*
+ * The relay: from here on bytes flow both ways untouched. Each side's input
+ * is written to the other side as it arrives; when the other side's write
+ * queue passes the high-water mark this side is paused, and it is resumed
+ * from the other side's drain callback. An end of input on one side is
+ * passed on as a shutdown of the other (half-close); the session ends when
+ * both sides have finished, or on any error.
+ */
+static void
+relay_pass(struct mg_session *s, struct mg_conn *from, struct mg_conn *to, int *eof_flag,
+    const char *what)
+{
+	if (from->in_len > 0) {
+		if (mg_conn_write(to, from->in, from->in_len) == -1) {
+			mg_session_close(s, to == &s->client ? "client write failed" : "upstream write failed");
+			return;
+		}
+		mg_conn_consume(from, from->in_len);
+		if (to->wq_high)
+			mg_conn_pause(from);
+	}
+	if (from->failed) {
+		mg_log_info(s->id, "%s %s error=\"%s\"", s->ops->name, what, from->error);
+		mg_session_close(s, from == &s->client ? "client error" : "upstream error");
+		return;
+	}
+	if (from->eof && !*eof_flag) {
+		*eof_flag = 1;
+		if (s->client_eof && s->up_eof) {
+			mg_session_close_after_flush(s, from == &s->client ? "client closed" : "upstream closed");
+			return;
+		}
+		mg_conn_shutdown(to);
+	}
+}
+
+static void
+relay_client_read_cb(struct mg_conn *c)
+{
+	struct mg_session *s = c->owner;
+
+	if (s->closing || s->up == NULL)
+		return;
+	mg_session_touch(s);
+	relay_pass(s, c, &s->up->conn, &s->client_eof, "client");
+}
+
+static void
+relay_up_read_cb(struct mg_conn *c)
+{
+	struct mg_upstream	*u = c->owner;
+	struct mg_session	*s = u->s;
+
+	if (s->closing)
+		return;
+	mg_session_touch(s);
+	relay_pass(s, c, &s->client, &s->up_eof, "upstream");
+}
+
+static void
+relay_client_drain_cb(struct mg_conn *c)
+{
+	struct mg_session *s = c->owner;
+
+	if (!s->closing && s->up != NULL)
+		mg_conn_resume(&s->up->conn);
+}
+
+static void
+relay_up_drain_cb(struct mg_conn *c)
+{
+	struct mg_upstream *u = c->owner;
+
+	if (!u->s->closing)
+		mg_conn_resume(&u->s->client);
+}
+
+void
+mg_session_relay(struct mg_session *s)
+{
+	struct mg_conn *up = &s->up->conn;
+
+	s->state = MG_SS_RELAY;
+	mg_session_set_timeout(s, (uint64_t)s->gw->cfg->timeout_idle * 1000);
+	s->client.on_read = relay_client_read_cb;
+	s->client.on_drain = relay_client_drain_cb;
+	up->on_read = relay_up_read_cb;
+	up->on_drain = relay_up_drain_cb;
+	/* Anything either side sent early is passed on now, in order. */
+	if (up->in_len > 0 || up->eof || up->failed)
+		relay_up_read_cb(up);
+	if (!s->closing && (s->client.in_len > 0 || s->client.eof || s->client.failed))
+		relay_client_read_cb(&s->client);
+	if (!s->closing) {
+		mg_conn_resume(&s->client);
+		mg_conn_resume(up);
+	}
+}
+
+SSL_CTX *
+mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, const struct mg_provider_cfg **pcfg)
+{
+	size_t i;
+
+	for (i = 0; i < gw->cfg->nproviders; i++) {
+		if (strcmp(gw->cfg->providers[i].name, provider) == 0) {
+			*pcfg = &gw->cfg->providers[i];
+			return gw->client_ctx[i];
+		}
+	}
+	return NULL;
+}
+
+static void
+gw_close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void
+gw_signal_cb(uv_signal_t *sig, int signum)
+{
+	struct mg_gateway	*gw = sig->data;
+	struct mg_session	*s, *next;
+	size_t			 i;
+
+	mg_log_info(0, "stopping signal=%d sessions=%llu", signum, (unsigned long long)gw->nsessions);
+	gw->stopping = 1;
+	for (i = 0; i < gw->nlisteners; i++)
+		if (!uv_is_closing((uv_handle_t *)&gw->listeners[i].tcp))
+			uv_close((uv_handle_t *)&gw->listeners[i].tcp, NULL);
+	for (s = gw->sessions; s != NULL; s = next) {
+		next = s->next;
+		mg_session_close(s, "gateway stopping");
+	}
+	uv_close((uv_handle_t *)&gw->sig_int, NULL);
+	uv_close((uv_handle_t *)&gw->sig_term, NULL);
+}
+
+/* Everything run needs before the loop starts; errors go to the log and fail startup. */
+static int
+gw_setup(struct mg_gateway *gw)
+{
+	struct mg_config	*cfg = gw->cfg;
+	char			 err[MG_ERRLEN];
+	size_t			 i;
+	int			 r;
+
+	if (mg_master_key_load(cfg->master_key.path, &gw->mkey, err, sizeof(err)) == -1) {
+		mg_log_err(0, "startup master_key=%s error=\"%s\"", cfg->master_key.path, err);
+		return -1;
+	}
+	if ((gw->store = mg_store_open_sqlite(cfg->store_sqlite.path, err, sizeof(err))) == NULL) {
+		mg_log_err(0, "startup store=%s error=\"%s\"", cfg->store_sqlite.path, err);
+		return -1;
+	}
+	/* A real hash of a random password: unknown users cost what known ones do. */
+	{
+		uint8_t rnd[16];
+		char pw[33];
+
+		if (mg_random(rnd, sizeof(rnd)) == -1)
+			return -1;
+		for (i = 0; i < sizeof(rnd); i++)
+			snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+		r = mg_password_hash(pw, gw->dummy_hash, sizeof(gw->dummy_hash), err, sizeof(err));
+		OPENSSL_cleanse(pw, sizeof(pw));
+		if (r == -1) {
+			mg_log_err(0, "startup hash error=\"%s\"", err);
+			return -1;
+		}
+	}
+	if ((gw->server_ctx = mg_tls_server_ctx(cfg->tls_cert.path, cfg->tls_key.path, err,
+	    sizeof(err))) == NULL) {
+		mg_log_err(0, "startup tls error=\"%s\"", err);
+		return -1;
+	}
+	if ((gw->client_ctx = calloc(cfg->nproviders + 1, sizeof(*gw->client_ctx))) == NULL)
+		return -1;
+	for (i = 0; i < cfg->nproviders; i++) {
+		const struct mg_provider_cfg *p = &cfg->providers[i];
+
+		gw->client_ctx[i] = mg_tls_client_ctx(p->ca_file.path, err, sizeof(err));
+		if (gw->client_ctx[i] == NULL) {
+			mg_log_err(0, "startup provider=%s error=\"%s\"", p->name, err);
+			return -1;
+		}
+	}
+	if ((gw->listeners = calloc(cfg->nlisten, sizeof(*gw->listeners))) == NULL)
+		return -1;
+	for (i = 0; i < cfg->nlisten; i++) {
+		struct mg_listener *l = &gw->listeners[i];
+
+		l->gw = gw;
+		l->cfg = &cfg->listen[i];
+		uv_tcp_init(gw->loop, &l->tcp);
+		l->tcp.data = l;
+		gw->nlisteners++;
+		if ((r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&l->cfg->addr, 0)) != 0 ||
+		    (r = uv_listen((uv_stream_t *)&l->tcp, 511, gw_accept_cb)) != 0) {
+			mg_log_err(0, "startup listen address=%s error=\"%s\"", l->cfg->address,
+			    uv_strerror(r));
+			return -1;
+		}
+		mg_log_info(0, "listening protocol=%s address=%s tls=%s", mg_proto_name(l->cfg->proto),
+		    l->cfg->address, l->cfg->tls == MG_TLS_IMPLICIT ? "implicit" : "starttls");
+	}
+	return 0;
+}
+
+int
+mg_gateway_run(struct mg_config *cfg)
+{
+	struct mg_gateway	 gw;
+	struct rlimit		 rl = { 0, 0 };
+	size_t			 i;
+	int			 rc = 1;
+
+	memset(&gw, 0, sizeof(gw));
+	gw.cfg = cfg;
+	gw.loop = uv_default_loop();
+	/* Secrets live in this process: no core files. */
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	signal(SIGPIPE, SIG_IGN);
+
+	uv_signal_init(gw.loop, &gw.sig_int);
+	uv_signal_init(gw.loop, &gw.sig_term);
+	gw.sig_int.data = gw.sig_term.data = &gw;
+	if (gw_setup(&gw) == -1) {
+		uv_walk(gw.loop, gw_close_walk_cb, NULL);
+		uv_run(gw.loop, UV_RUN_DEFAULT);
+		goto out;
+	}
+	uv_signal_start(&gw.sig_int, gw_signal_cb, SIGINT);
+	uv_signal_start(&gw.sig_term, gw_signal_cb, SIGTERM);
+	mg_log_info(0, "ready listeners=%zu providers=%zu", gw.nlisteners, cfg->nproviders);
+	uv_run(gw.loop, UV_RUN_DEFAULT);
+	rc = 0;
+	mg_log_info(0, "stopped");
+out:
+	if (uv_loop_close(gw.loop) != 0) {
+		mg_log_warn(0, "loop still had open handles at exit");
+		rc = 1;
+	}
+	if (gw.store != NULL)
+		mg_store_close(gw.store);
+	if (gw.server_ctx != NULL)
+		SSL_CTX_free(gw.server_ctx);
+	if (gw.client_ctx != NULL) {
+		for (i = 0; i < cfg->nproviders; i++)
+			if (gw.client_ctx[i] != NULL)
+				SSL_CTX_free(gw.client_ctx[i]);
+		free(gw.client_ctx);
+	}
+	free(gw.listeners);
+	mg_master_key_wipe(&gw.mkey);
+	return rc;
+}

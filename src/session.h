@@ -1,0 +1,126 @@
+/*
+ * session.h - the gateway, its listeners, and one client session with both
+ * of its sides.
+ *
+ * Data flows one way: listener -> session -> front end (imap.c) -> auth
+ * (auth.c, thread pool) -> upstream login (up_imap.c) -> relay (session.c).
+ *
+ * Lifetime: a session counts its references: each open libuv handle it
+ * owns (client socket, timer), its upstream while that exists, and each
+ * piece of work in the thread pool. mg_session_close() is the only way out
+ * and is safe to call twice; the memory is freed when the count reaches
+ * zero, so a late callback never touches freed memory. Every callback that
+ * can run after close begins with `if (s->closing)`.
+ */
+#ifndef MG_SESSION_H
+#define MG_SESSION_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "conn.h"
+#include "crypto.h"
+#include "store.h"
+
+struct mg_session;
+struct mg_upstream;
+
+struct mg_listener {
+	uv_tcp_t			 tcp;	/* the listening socket; tcp.data == this */
+	struct mg_gateway		*gw;
+	const struct mg_listen_cfg	*cfg;
+};
+
+struct mg_gateway {
+	uv_loop_t		*loop;
+	struct mg_config	*cfg;		/* owned */
+	struct mg_store		*store;		/* owned; used only from the thread pool */
+	struct mg_master_key	 mkey;		/* wiped at exit */
+	SSL_CTX			*server_ctx;	/* the certificate shown to devices */
+	SSL_CTX			**client_ctx;	/* one per provider, same order as cfg->providers */
+	struct mg_listener	*listeners;
+	size_t			 nlisteners;
+	uv_signal_t		 sig_int;
+	uv_signal_t		 sig_term;
+	struct mg_session	*sessions;	/* all live sessions, for shutdown */
+	uint64_t		 nsessions;	/* live sessions */
+	int			 stopping;
+	char			 dummy_hash[MG_HASH_MAX];	/* verified for unknown users, so timing does not tell */
+};
+
+/* What a front end does; one table per protocol. */
+struct mg_front_ops {
+	const char	*name;
+	void		(*start)(struct mg_session *s);		/* the client is connected (and TLS done if implicit) */
+	void		(*on_read)(struct mg_session *s);	/* client input before relay */
+	void		(*free)(struct mg_session *s);		/* release front-end state */
+};
+
+enum mg_session_state {
+	MG_SS_HANDSHAKE = 0,	/* implicit TLS: waiting for the device's handshake */
+	MG_SS_PRELOGIN,		/* reading commands */
+	MG_SS_AUTH,		/* a credential check is in the thread pool */
+	MG_SS_UPSTREAM,		/* logging in at the provider */
+	MG_SS_RELAY		/* bytes flow both ways untouched */
+};
+
+struct mg_session {
+	uint32_t			 id;		/* random, for logs */
+	struct mg_gateway		*gw;
+	const struct mg_listen_cfg	*lcfg;		/* the listener it came in on */
+	const struct mg_front_ops	*ops;
+	void				*front;		/* front-end state, owned via ops->free */
+	struct mg_session		*next, *prev;	/* gw->sessions list */
+
+	struct mg_conn			 client;	/* the device */
+	struct mg_upstream		*up;		/* the provider side, or NULL */
+	uv_timer_t			 timer;		/* pre-login and idle timeouts */
+	uint64_t			 last_active;	/* uv_now() of the last client or relay activity */
+	uint64_t			 timeout_ms;	/* current timeout: login or idle */
+	uint64_t			 started;	/* uv_now() at accept */
+
+	enum mg_session_state		 state;
+	int				 refs;		/* see the file comment */
+	int				 closing;
+	int				 tls;		/* the device connection is encrypted */
+	int				 close_after_flush;	/* close once the device's shutdown completes */
+	int				 client_eof;	/* relay: the device finished sending */
+	int				 up_eof;	/* relay: the provider finished sending */
+	char				 peer[64];	/* device address "ip:port" */
+	char				 user[MG_NAME_MAX];	/* gateway user once authenticated (or attempted) */
+	char				 provider[MG_NAME_MAX];	/* provider name once authenticated */
+	const char			*close_reason;	/* static text for the close log line */
+	uint64_t			 up_bytes_in;	/* bytes from the provider (kept after the upstream is gone) */
+	uint64_t			 up_bytes_out;
+};
+
+/* Starts listening on every configured address and runs the loop until SIGINT/SIGTERM. */
+int mg_gateway_run(struct mg_config *cfg);
+
+/* The only way to end a session; safe to call twice. reason is a static string for the log. */
+void mg_session_close(struct mg_session *s, const char *reason);
+
+/* Ends the session once everything queued to the device is sent. */
+void mg_session_close_after_flush(struct mg_session *s, const char *reason);
+
+/* Reference counting for work that outlives a callback (thread pool, upstream). */
+void mg_session_ref(struct mg_session *s);
+void mg_session_unref(struct mg_session *s);
+
+/* Switches to relaying bytes both ways; input already buffered on either side is forwarded. */
+void mg_session_relay(struct mg_session *s);
+
+/* Marks client activity (resets the idle timer). */
+void mg_session_touch(struct mg_session *s);
+
+/* Switches the session timeout (milliseconds) and restarts it. */
+void mg_session_set_timeout(struct mg_session *s, uint64_t ms);
+
+/* The SSL_CTX used for a provider (by name), or NULL. */
+SSL_CTX *mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider,
+    const struct mg_provider_cfg **pcfg);
+
+extern const struct mg_front_ops mg_imap_front;
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * up_imap.c - logging in at an IMAP provider (RFC 9051 / 3501).
+ *
+ * Greeting -> [CAPABILITY] -> [STARTTLS -> handshake -> CAPABILITY] ->
+ * AUTHENTICATE PLAIN (SASL-IR when offered) or LOGIN -> [CAPABILITY].
+ *
+ * A credential is written only on a connection whose TLS handshake
+ * completed with a verified certificate; up_imap_login() checks that
+ * itself rather than trusting the order of states. A PREAUTH greeting is
+ * refused: it would skip our own login and hand the device a session we
+ * did not authenticate (and is the classic STARTTLS-stripping trick).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "parse_imap.h"
+#include "sasl.h"
+#include "session.h"
+#include "upstream.h"
+
+enum {
+	UI_GREETING = 0,	/* waiting for "* OK" */
+	UI_CAPA,		/* CAPABILITY sent */
+	UI_STARTTLS,		/* STARTTLS sent */
+	UI_TLS,			/* handshake after STARTTLS */
+	UI_AUTH_CONT,		/* AUTHENTICATE PLAIN sent without SASL-IR: waiting for "+" */
+	UI_LOGIN_CONT,		/* LOGIN with a literal: waiting for "+" */
+	UI_LOGIN,		/* waiting for the tagged result of the login */
+	UI_POSTCAPA		/* CAPABILITY after login */
+};
+
+static void	up_imap_connected(struct mg_upstream *);
+static void	up_imap_read(struct mg_upstream *);
+static void	up_imap_tls_done(struct mg_upstream *);
+
+const struct mg_upstream_proto mg_up_imap = {
+	.connected = up_imap_connected,
+	.on_read = up_imap_read,
+	.tls_done = up_imap_tls_done,
+};
+
+/* Sends "TAG text CRLF" with a fresh tag, remembered as the one awaited. */
+static int
+up_imap_cmd(struct mg_upstream *u, const char *text)
+{
+	char	line[1400];
+	int	n, r;
+
+	snprintf(u->tag, sizeof(u->tag), "M%d", ++u->tagno);
+	n = snprintf(line, sizeof(line), "%s %s\r\n", u->tag, text);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		OPENSSL_cleanse(line, sizeof(line));
+		return -1;
+	}
+	r = mg_conn_write(&u->conn, line, (size_t)n);
+	OPENSSL_cleanse(line, sizeof(line));
+	return r;
+}
+
+static void
+up_imap_set_caps(struct mg_upstream *u, const char *caps, size_t len)
+{
+	/* Skip the word CAPABILITY itself. */
+	if (len >= 10 && strncasecmp(caps, "CAPABILITY", 10) == 0) {
+		caps += 10;
+		len -= 10;
+	}
+	while (len > 0 && *caps == ' ') {
+		caps++;
+		len--;
+	}
+	if (len >= sizeof(u->caps) || len == 0) {
+		/* Too long to repeat in a response code: the device asks itself. */
+		u->caps[0] = '\0';
+		return;
+	}
+	memcpy(u->caps, caps, len);
+	u->caps[len] = '\0';
+}
+
+static int
+up_imap_has(struct mg_upstream *u, const char *cap)
+{
+	return mg_imap_caps_has(u->caps, strlen(u->caps), cap);
+}
+
+static void
+up_imap_connected(struct mg_upstream *u)
+{
+	u->state = UI_GREETING;
+	u->caps[0] = '\0';
+}
+
+static void
+up_imap_tls_done(struct mg_upstream *u)
+{
+	/* RFC 9051 §6.2.1: capabilities learned before TLS are forgotten. */
+	u->caps[0] = '\0';
+	u->state = UI_CAPA;
+	if (up_imap_cmd(u, "CAPABILITY") == -1)
+		mg_upstream_fail(u, "cannot write to the provider");
+}
+
+/* Appends bytes to u->out; -1 when they do not fit. */
+static int
+up_imap_out(struct mg_upstream *u, size_t *off, const void *p, size_t len)
+{
+	if (*off + len > sizeof(u->out))
+		return -1;
+	memcpy(u->out + *off, p, len);
+	*off += len;
+	return 0;
+}
+
+/* Appends an astring: quoted when possible, else a literal announcement; 1 if a literal follows. */
+static int
+up_imap_astring(struct mg_upstream *u, size_t *off, const char *v, size_t vlen, int litplus)
+{
+	char	q[600], hdr[32];
+	int	n, r;
+
+	n = mg_imap_quote(v, vlen, q, sizeof(q));
+	if (n >= 0) {
+		r = up_imap_out(u, off, q, (size_t)n);
+		OPENSSL_cleanse(q, sizeof(q));
+		return r;
+	}
+	n = snprintf(hdr, sizeof(hdr), "{%zu%s}\r\n", vlen, litplus ? "+" : "");
+	return up_imap_out(u, off, hdr, (size_t)n) == -1 ? -1 : 1;
+}
+
+/*
+ * Builds "TAG LOGIN user password" into u->out. A value that cannot be
+ * quoted goes as a literal: with LITERAL+ (RFC 7888) all at once, else each
+ * literal's bytes form a new segment sent after the server's "+".
+ */
+static int
+up_imap_login_cmd(struct mg_upstream *u)
+{
+	const char	*vals[2] = { u->login, u->secret };
+	size_t		 lens[2] = { strlen(u->login), u->secret_len };
+	size_t		 off = 0;
+	int		 i, lit, litplus = up_imap_has(u, "LITERAL+");
+	char		 head[32];
+
+	snprintf(u->tag, sizeof(u->tag), "M%d", ++u->tagno);
+	snprintf(head, sizeof(head), "%s LOGIN", u->tag);
+	u->nseg = 0;
+	u->seg[0] = 0;
+	if (up_imap_out(u, &off, head, strlen(head)) == -1)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		if (up_imap_out(u, &off, " ", 1) == -1)
+			return -1;
+		if ((lit = up_imap_astring(u, &off, vals[i], lens[i], litplus)) == -1)
+			return -1;
+		if (lit) {
+			if (!litplus)
+				u->seg[++u->nseg] = off;	/* wait for "+" here */
+			if (up_imap_out(u, &off, vals[i], lens[i]) == -1)
+				return -1;
+		}
+	}
+	if (up_imap_out(u, &off, "\r\n", 2) == -1)
+		return -1;
+	u->seg[++u->nseg] = off;
+	u->iseg = 1;
+	u->state = u->nseg > 1 ? UI_LOGIN_CONT : UI_LOGIN;
+	return mg_conn_write(&u->conn, u->out, u->seg[1]);
+}
+
+static void
+up_imap_login(struct mg_upstream *u)
+{
+	char	b64[1400], line[1500];
+	long	n;
+	int	r;
+
+	/* Never a credential over a connection that is not verified TLS. */
+	if (!u->conn.tls_on || !u->conn.tls.done) {
+		mg_upstream_fail(u, "the provider connection is not protected by TLS");
+		return;
+	}
+	if (up_imap_has(u, "AUTH=PLAIN")) {
+		n = mg_sasl_plain_encode("", u->login, u->secret, b64, sizeof(b64));
+		if (n < 0) {
+			mg_upstream_fail(u, "the stored credentials are too long");
+			return;
+		}
+		snprintf(u->tag, sizeof(u->tag), "M%d", ++u->tagno);
+		if (up_imap_has(u, "SASL-IR")) {
+			/* RFC 4959: the initial response rides on the command. */
+			snprintf(line, sizeof(line), "%s AUTHENTICATE PLAIN %s\r\n", u->tag, b64);
+			r = mg_conn_write(&u->conn, line, strlen(line));
+			u->state = UI_LOGIN;
+		} else {
+			/* One segment, sent after the server's "+". */
+			memcpy(u->out, b64, (size_t)n);
+			memcpy(u->out + n, "\r\n", 2);
+			u->seg[0] = 0;
+			u->seg[1] = (size_t)n + 2;
+			u->nseg = 1;
+			u->iseg = 0;
+			snprintf(line, sizeof(line), "%s AUTHENTICATE PLAIN\r\n", u->tag);
+			r = mg_conn_write(&u->conn, line, strlen(line));
+			u->state = UI_AUTH_CONT;
+		}
+		OPENSSL_cleanse(b64, sizeof(b64));
+		OPENSSL_cleanse(line, sizeof(line));
+	} else if (up_imap_has(u, "LOGINDISABLED")) {
+		mg_upstream_fail(u, "the provider does not allow this login");
+		return;
+	} else
+		r = up_imap_login_cmd(u);
+	/* What is still to be sent lives in u->out; the secret itself is done with. */
+	OPENSSL_cleanse(u->secret, sizeof(u->secret));
+	u->secret_len = 0;
+	if (r == -1)
+		mg_upstream_fail(u, "cannot write to the provider");
+}
+
+/* After the greeting or a CAPABILITY: on to STARTTLS, or to the login. */
+static void
+up_imap_proceed(struct mg_upstream *u)
+{
+	if (u->caps[0] == '\0') {
+		u->state = UI_CAPA;
+		if (up_imap_cmd(u, "CAPABILITY") == -1)
+			mg_upstream_fail(u, "cannot write to the provider");
+		return;
+	}
+	if (!u->conn.tls_on) {
+		/* Configured for STARTTLS: never fall back to plaintext. */
+		if (!up_imap_has(u, "STARTTLS")) {
+			mg_upstream_fail(u, "the provider does not offer STARTTLS");
+			return;
+		}
+		u->state = UI_STARTTLS;
+		if (up_imap_cmd(u, "STARTTLS") == -1)
+			mg_upstream_fail(u, "cannot write to the provider");
+		return;
+	}
+	up_imap_login(u);
+}
+
+static void
+up_imap_tagged(struct mg_upstream *u, const struct mg_imap_resp *r)
+{
+	char	esc[160];
+
+	if (strcmp(r->tag, u->tag) != 0) {
+		mg_upstream_fail(u, "the provider answered out of turn");
+		return;
+	}
+	switch (u->state) {
+	case UI_CAPA:
+		if (r->status != MG_IMAP_ST_OK) {
+			mg_upstream_fail(u, "the provider refused CAPABILITY");
+			return;
+		}
+		if (u->caps[0] == '\0') {
+			/* An empty list would loop; assume the basics. */
+			snprintf(u->caps, sizeof(u->caps), "IMAP4rev1");
+		}
+		up_imap_proceed(u);
+		return;
+	case UI_STARTTLS:
+		if (r->status != MG_IMAP_ST_OK) {
+			mg_upstream_fail(u, "the provider refused STARTTLS");
+			return;
+		}
+		/*
+		 * Whatever followed the OK arrived in plaintext; the handshake
+		 * discards it (mg_conn_starttls empties the input).
+		 */
+		u->state = UI_TLS;
+		mg_upstream_starttls(u);
+		return;
+	case UI_LOGIN:
+	case UI_AUTH_CONT:
+	case UI_LOGIN_CONT:
+		mg_upstream_wipe(u);
+		if (r->status != MG_IMAP_ST_OK) {
+			mg_log_escape(r->text, r->text_len, esc, sizeof(esc));
+			mg_log_warn(u->s->id, "upstream login refused host=%s login=%s reply=\"%s\"",
+			    u->ep->host, u->login, esc);
+			mg_upstream_fail(u, "the provider refused the stored credentials");
+			return;
+		}
+		if (r->code != NULL && r->code_len > 11 && strncasecmp(r->code, "CAPABILITY ", 11) == 0) {
+			up_imap_set_caps(u, r->code, r->code_len);
+			mg_upstream_ready(u);
+			return;
+		}
+		u->caps[0] = '\0';
+		u->state = UI_POSTCAPA;
+		if (up_imap_cmd(u, "CAPABILITY") == -1)
+			mg_upstream_fail(u, "cannot write to the provider");
+		return;
+	case UI_POSTCAPA:
+		mg_upstream_ready(u);
+		return;
+	default:
+		mg_upstream_fail(u, "the provider answered out of turn");
+	}
+}
+
+static void
+up_imap_line(struct mg_upstream *u, const char *line, size_t len)
+{
+	struct mg_imap_resp	r;
+	char			esc[160];
+
+	if (mg_imap_resp_parse(line, len, &r) == -1) {
+		mg_log_escape(line, len, esc, sizeof(esc));
+		mg_log_warn(u->s->id, "upstream bad reply host=%s line=\"%s\"", u->ep->host, esc);
+		mg_upstream_fail(u, "the provider's reply was not understood");
+		return;
+	}
+	switch (r.type) {
+	case MG_IMAP_RESP_TAGGED:
+		up_imap_tagged(u, &r);
+		return;
+	case MG_IMAP_RESP_CONTINUE:
+		if ((u->state == UI_AUTH_CONT || u->state == UI_LOGIN_CONT) && u->iseg < u->nseg) {
+			if (mg_conn_write(&u->conn, u->out + u->seg[u->iseg],
+			    u->seg[u->iseg + 1] - u->seg[u->iseg]) == -1) {
+				mg_upstream_fail(u, "cannot write to the provider");
+				return;
+			}
+			if (++u->iseg >= u->nseg) {
+				u->state = UI_LOGIN;
+				mg_upstream_wipe(u);
+			}
+			return;
+		}
+		mg_upstream_fail(u, "the provider answered out of turn");
+		return;
+	case MG_IMAP_RESP_UNTAGGED:
+		break;
+	}
+	if (r.status == MG_IMAP_ST_PREAUTH) {
+		mg_log_warn(u->s->id, "upstream preauth host=%s", u->ep->host);
+		mg_upstream_fail(u, "the provider sent PREAUTH, which the gateway refuses");
+		return;
+	}
+	if (u->state == UI_GREETING) {
+		if (r.status != MG_IMAP_ST_OK) {
+			mg_log_escape(line, len, esc, sizeof(esc));
+			mg_log_warn(u->s->id, "upstream greeting host=%s line=\"%s\"", u->ep->host, esc);
+			mg_upstream_fail(u, "the provider refused the connection");
+			return;
+		}
+		if (r.code != NULL && r.code_len > 11 && strncasecmp(r.code, "CAPABILITY ", 11) == 0)
+			up_imap_set_caps(u, r.code, r.code_len);
+		up_imap_proceed(u);
+		return;
+	}
+	if (r.status == MG_IMAP_ST_NONE && r.data_len >= 10 && strncasecmp(r.data, "CAPABILITY", 10) == 0)
+		up_imap_set_caps(u, r.data, r.data_len);
+	/* Other untagged data during login is of no interest. */
+}
+
+static void
+up_imap_read(struct mg_upstream *u)
+{
+	struct mg_conn	*c = &u->conn;
+	char		 line[MG_CONN_INBUF + 1];
+	size_t		 ll, cons;
+	int		 r;
+
+	while (u->phase == MG_UP_LOGIN && u->state != UI_TLS) {
+		r = mg_line_find(c->in, c->in_len, sizeof(c->in), &ll, &cons);
+		if (r == 0)
+			break;
+		if (r == -1) {
+			mg_upstream_fail(u, "the provider sent an overlong line");
+			return;
+		}
+		/*
+		 * Consume before acting: once logged in, whatever follows the
+		 * final line belongs to the device.
+		 */
+		memcpy(line, c->in, ll);
+		line[ll] = '\0';
+		mg_conn_consume(c, cons);
+		up_imap_line(u, line, ll);
+	}
+	if (u->phase == MG_UP_LOGIN && (c->eof || c->failed)) {
+		mg_log_warn(u->s->id, "upstream closed host=%s during=login error=\"%s\"", u->ep->host,
+		    c->failed ? c->error : "eof");
+		mg_upstream_fail(u, "the provider closed the connection");
+	}
+}

@@ -1,0 +1,313 @@
+/*
+ * upstream.c - see upstream.h.
+ */
+#include "upstream.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "session.h"
+
+static void	up_gai_cb(uv_getaddrinfo_t *, int, struct addrinfo *);
+static void	up_timer_cb(uv_timer_t *);
+static void	up_timer_close_cb(uv_handle_t *);
+static void	up_connect_cb(struct mg_conn *, int);
+static void	up_handshake_cb(struct mg_conn *, int);
+static void	up_read_cb(struct mg_conn *);
+static void	up_close_cb(struct mg_conn *);
+static void	up_try_connect(struct mg_upstream *);
+static void	up_maybe_free(struct mg_upstream *);
+
+int
+mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_auth_result *r,
+    mg_upstream_cb done)
+{
+	const struct mg_provider_cfg	*pcfg;
+	struct mg_upstream		*u;
+	struct addrinfo			 hints;
+	char				 port[8];
+	SSL_CTX				*ctx;
+
+	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, &pcfg)) == NULL ||
+	    !pcfg->ep[proto].present)
+		return -1;
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		return -1;
+	u->s = s;
+	u->ep = &pcfg->ep[proto];
+	u->ctx = ctx;
+	u->done = done;
+	u->proto = proto == MG_PROTO_IMAP ? &mg_up_imap : NULL;
+	if (u->proto == NULL) {
+		free(u);
+		return -1;
+	}
+	snprintf(u->login, sizeof(u->login), "%s", r->login);
+	if (r->secret_len >= sizeof(u->secret)) {
+		free(u);
+		return -1;
+	}
+	memcpy(u->secret, r->secret, r->secret_len);
+	u->secret_len = r->secret_len;
+
+	if (uv_timer_init(s->gw->loop, &u->timer) != 0)
+		goto fail;
+	u->timer.data = u;
+	u->handles++;
+	mg_session_ref(s);
+	s->up = u;
+	uv_timer_start(&u->timer, up_timer_cb, (uint64_t)s->gw->cfg->timeout_connect * 1000, 0);
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	snprintf(port, sizeof(port), "%u", u->ep->port);
+	u->gai.data = u;
+	u->phase = MG_UP_RESOLVE;
+	if (uv_getaddrinfo(s->gw->loop, &u->gai, up_gai_cb, u->ep->host, port, &hints) != 0) {
+		mg_upstream_fail(u, "cannot resolve the provider's host name");
+		return 0;
+	}
+	u->handles++;
+	u->gai_pending = 1;
+	return 0;
+fail:
+	OPENSSL_cleanse(u->secret, sizeof(u->secret));
+	free(u);
+	return -1;
+}
+
+static void
+up_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct mg_upstream *u = req->data;
+
+	u->handles--;
+	u->gai_pending = 0;
+	if (u->phase != MG_UP_RESOLVE) {
+		/* Cancelled or failed meanwhile. */
+		if (res != NULL)
+			uv_freeaddrinfo(res);
+		up_maybe_free(u);
+		return;
+	}
+	if (status != 0) {
+		mg_log_warn(u->s->id, "upstream resolve host=%s error=\"%s\"", u->ep->host,
+		    uv_strerror(status));
+		mg_upstream_fail(u, "cannot resolve the provider's host name");
+		return;
+	}
+	u->ai = res;
+	u->ai_next = res;
+	u->phase = MG_UP_CONNECT;
+	up_try_connect(u);
+}
+
+/* Tries the next resolved address; fails the login when none is left. */
+static void
+up_try_connect(struct mg_upstream *u)
+{
+	struct addrinfo	*ai;
+	int		 r;
+
+	while ((ai = u->ai_next) != NULL) {
+		u->ai_next = ai->ai_next;
+		if (ai->ai_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)ai->ai_addr, u->addr, sizeof(u->addr));
+		else if (ai->ai_family == AF_INET6)
+			uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, u->addr, sizeof(u->addr));
+		else
+			continue;
+		if ((r = mg_conn_init(&u->conn, u->s->gw->loop, u)) != 0)
+			break;
+		u->handles++;
+		u->conn.on_connect = up_connect_cb;
+		u->conn.on_handshake = up_handshake_cb;
+		u->conn.on_read = up_read_cb;
+		u->conn.on_close = up_close_cb;
+		if ((r = mg_conn_connect(&u->conn, ai->ai_addr)) == 0)
+			return;
+		mg_log_info(u->s->id, "upstream connect addr=%s port=%u error=\"%s\"", u->addr,
+		    u->ep->port, uv_strerror(r));
+		u->retrying = 1;
+		mg_conn_close(&u->conn);
+		return;
+	}
+	mg_upstream_fail(u, "cannot connect to the provider");
+}
+
+static void
+up_connect_cb(struct mg_conn *c, int status)
+{
+	struct mg_upstream *u = c->owner;
+
+	if (u->phase != MG_UP_CONNECT)
+		return;
+	if (status != 0) {
+		mg_log_info(u->s->id, "upstream connect addr=%s port=%u error=\"%s\"", u->addr,
+		    u->ep->port, uv_strerror(status));
+		u->retrying = 1;
+		mg_conn_close(&u->conn);
+		return;
+	}
+	uv_freeaddrinfo(u->ai);
+	u->ai = u->ai_next = NULL;
+	if (u->ep->tls == MG_TLS_IMPLICIT) {
+		u->phase = MG_UP_TLS;
+		if (mg_conn_starttls(&u->conn, u->ctx, 0, u->ep->host) == -1)
+			mg_upstream_fail(u, "TLS with the provider failed");
+		return;
+	}
+	u->phase = MG_UP_LOGIN;
+	u->proto->connected(u);
+}
+
+void
+mg_upstream_starttls(struct mg_upstream *u)
+{
+	if (mg_conn_starttls(&u->conn, u->ctx, 0, u->ep->host) == -1) {
+		mg_log_warn(u->s->id, "upstream tls addr=%s error=\"%s\"", u->addr, u->conn.error);
+		mg_upstream_fail(u, "TLS with the provider failed");
+	}
+}
+
+static void
+up_handshake_cb(struct mg_conn *c, int status)
+{
+	struct mg_upstream *u = c->owner;
+
+	if (u->phase != MG_UP_TLS && u->phase != MG_UP_LOGIN)
+		return;
+	if (status != 0) {
+		mg_log_warn(u->s->id, "upstream tls host=%s addr=%s error=\"%s\"", u->ep->host,
+		    u->addr, c->error);
+		mg_upstream_fail(u, "the provider's TLS certificate was not accepted");
+		return;
+	}
+	mg_log_info(u->s->id, "upstream connected host=%s addr=%s port=%u tls=%s cipher=%s",
+	    u->ep->host, u->addr, u->ep->port, mg_tls_version(&c->tls), mg_tls_cipher(&c->tls));
+	if (u->phase == MG_UP_TLS) {
+		u->phase = MG_UP_LOGIN;
+		u->proto->connected(u);
+	} else
+		u->proto->tls_done(u);
+}
+
+static void
+up_read_cb(struct mg_conn *c)
+{
+	struct mg_upstream *u = c->owner;
+
+	if (u->phase != MG_UP_LOGIN)
+		return;
+	u->proto->on_read(u);
+}
+
+static void
+up_timer_cb(uv_timer_t *t)
+{
+	struct mg_upstream *u = t->data;
+
+	mg_upstream_fail(u, "the provider did not answer in time");
+}
+
+void
+mg_upstream_fail(struct mg_upstream *u, const char *fmt, ...)
+{
+	struct mg_session	*s = u->s;
+	va_list			 ap;
+
+	if (u->phase == MG_UP_READY || u->phase == MG_UP_FAILED)
+		return;
+	u->phase = MG_UP_FAILED;
+	va_start(ap, fmt);
+	vsnprintf(u->reason, sizeof(u->reason), fmt, ap);
+	va_end(ap);
+	mg_upstream_wipe(u);
+	mg_upstream_close(u);
+	s->up = NULL;
+	u->done(s, -1, u->reason);
+}
+
+void
+mg_upstream_ready(struct mg_upstream *u)
+{
+	if (u->phase != MG_UP_LOGIN)
+		return;
+	u->phase = MG_UP_READY;
+	mg_upstream_wipe(u);
+	uv_timer_stop(&u->timer);
+	u->done(u->s, 0, NULL);
+}
+
+void
+mg_upstream_wipe(struct mg_upstream *u)
+{
+	OPENSSL_cleanse(u->secret, sizeof(u->secret));
+	OPENSSL_cleanse(u->out, sizeof(u->out));
+	u->nseg = u->iseg = 0;
+	u->secret_len = 0;
+}
+
+void
+mg_upstream_close(struct mg_upstream *u)
+{
+	if (u->phase != MG_UP_READY)
+		u->phase = MG_UP_FAILED;
+	u->retrying = 0;
+	if (u->gai_pending) {
+		/* A pending lookup is cancelled; its callback still runs. */
+		(void)uv_cancel((uv_req_t *)&u->gai);
+	}
+	if (!uv_is_closing((uv_handle_t *)&u->timer))
+		uv_close((uv_handle_t *)&u->timer, up_timer_close_cb);
+	mg_conn_close(&u->conn);
+}
+
+static void
+up_timer_close_cb(uv_handle_t *h)
+{
+	struct mg_upstream *u = h->data;
+
+	u->handles--;
+	up_maybe_free(u);
+}
+
+static void
+up_close_cb(struct mg_conn *c)
+{
+	struct mg_upstream *u = c->owner;
+
+	u->handles--;
+	if (u->retrying && u->phase == MG_UP_CONNECT) {
+		u->retrying = 0;
+		up_try_connect(u);
+		return;
+	}
+	up_maybe_free(u);
+}
+
+static void
+up_maybe_free(struct mg_upstream *u)
+{
+	struct mg_session *s = u->s;
+
+	if (u->handles > 0)
+		return;
+	s->up_bytes_in += u->conn.bytes_in;
+	s->up_bytes_out += u->conn.bytes_out;
+	if (s->up == u)
+		s->up = NULL;
+	if (u->ai != NULL)
+		uv_freeaddrinfo(u->ai);
+	OPENSSL_cleanse(u, sizeof(*u));
+	free(u);
+	mg_session_unref(s);
+}

@@ -1,0 +1,102 @@
+/*
+ * upstream.h - the provider side of a session: resolve, connect, TLS, then
+ * a protocol's login state machine (up_imap.c), then the relay.
+ *
+ * Ownership: struct mg_upstream is malloc'd by mg_upstream_start() and owns
+ * its socket, its timer, its name lookup and a copy of the upstream secret.
+ * The secret is wiped as soon as the login line holding it is written (and
+ * in any case when the upstream is freed). The upstream holds a session
+ * reference until its last handle is closed.
+ */
+#ifndef MG_UPSTREAM_H
+#define MG_UPSTREAM_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "config.h"
+#include "conn.h"
+
+struct mg_session;
+struct mg_upstream;
+
+/*
+ * Reports the end of the login: status 0 means logged in and ready to
+ * relay (for IMAP, caps holds the post-login capabilities); -1 means it
+ * failed and reason says why in a short sentence for the device.
+ */
+typedef void (*mg_upstream_cb)(struct mg_session *s, int status, const char *reason);
+
+/* The protocol's part: called when the connection (and implicit TLS) is up and on each input. */
+struct mg_upstream_proto {
+	void	(*connected)(struct mg_upstream *u);
+	void	(*on_read)(struct mg_upstream *u);
+	void	(*tls_done)(struct mg_upstream *u);	/* after STARTTLS's handshake */
+};
+
+enum mg_up_phase {
+	MG_UP_RESOLVE = 0,
+	MG_UP_CONNECT,
+	MG_UP_TLS,		/* implicit TLS handshake */
+	MG_UP_LOGIN,		/* the protocol's state machine runs */
+	MG_UP_READY,		/* logged in; the session relays */
+	MG_UP_FAILED
+};
+
+struct mg_upstream {
+	struct mg_conn			 conn;		/* to the provider */
+	struct mg_session		*s;
+	const struct mg_upstream_proto	*proto;
+	const struct mg_endpoint_cfg	*ep;
+	SSL_CTX				*ctx;
+	mg_upstream_cb			 done;
+	uv_getaddrinfo_t		 gai;
+	uv_timer_t			 timer;		/* connect + TLS + login deadline */
+	struct addrinfo			*ai;		/* results, freed after connecting */
+	struct addrinfo			*ai_next;	/* the next address to try */
+	int				 handles;	/* open handles + pending lookups */
+	enum mg_up_phase		 phase;
+	int				 state;		/* the protocol's own state */
+	int				 gai_pending;	/* the name lookup has not called back */
+	int				 retrying;	/* the conn is closing to try the next address */
+	char				 addr[64];	/* the address connected to, for logs */
+	char				 login[MG_NAME_MAX];
+	char				 secret[MG_SECRET_MAX];	/* wiped after use */
+	size_t				 secret_len;
+	char				 caps[1024];	/* capabilities as last announced */
+	int				 tagno;		/* IMAP: next tag number */
+	char				 tag[16];	/* IMAP: the tag awaited */
+	char				 out[1400];	/* login bytes still to send after "+" (secret: wiped) */
+	size_t				 seg[4];	/* segment i is out[seg[i] .. seg[i + 1]) */
+	int				 nseg;		/* number of segments */
+	int				 iseg;		/* the next segment to send */
+	char				 reason[160];
+};
+
+/*
+ * Starts the provider side for session s using the auth result r (the
+ * secret is copied). 0 started (done will be called exactly once, unless
+ * the session closes first), -1 could not start.
+ */
+int mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_auth_result *r,
+    mg_upstream_cb done);
+
+/* Ends the upstream login with a failure; reason is for the device. */
+void mg_upstream_fail(struct mg_upstream *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Ends the upstream login with success: the session now relays. */
+void mg_upstream_ready(struct mg_upstream *u);
+
+/* Starts a TLS handshake on the upstream (after STARTTLS's OK); tls_done follows. */
+void mg_upstream_starttls(struct mg_upstream *u);
+
+/* Closes the upstream's handles; it frees itself afterwards. Safe to call twice. */
+void mg_upstream_close(struct mg_upstream *u);
+
+/* Wipes the secret copy. */
+void mg_upstream_wipe(struct mg_upstream *u);
+
+extern const struct mg_upstream_proto mg_up_imap;
+
+#endif

@@ -1,0 +1,812 @@
+"""
+End-to-end harness for mailgate: a test CA, a private Dovecot (the
+"provider") and the gateway itself, each started as a child process whose PID
+we record and stop by that PID only.
+
+Nothing here sleeps to synchronise. Every wait is on something observable
+(a port that accepts, a log line, a reply) and carries a deadline, so that a
+broken gateway makes a test fail instead of hang.
+"""
+
+import base64
+import imaplib
+import os
+import pwd
+import random
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+# Deadline for one network read by a test client. A reply slower than this is
+# a failure, never a hang.
+IO_TIMEOUT = 10.0
+START_DEADLINE = 10.0
+STOP_DEADLINE = 5.0
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Dovecot only refuses plaintext when the client and server addresses differ
+# (see /work/shared/TESTING-NOTES.md): the provider lives on 127.0.0.2 and
+# every client, including the gateway, connects from 127.0.0.1.
+PROVIDER_ADDR = "127.0.0.2"
+GATEWAY_ADDR = "127.0.0.1"
+# The harness's own direct connections to the provider (delivering and
+# reading mail behind the gateway's back) come from a third address, so that
+# Dovecot's log tells the gateway's connections (rip=127.0.0.1) from ours.
+HARNESS_ADDR = "127.0.0.3"
+
+
+# The standing user of every gateway fixture (see conftest.py): the device
+# logs in as ALICE with ALICE_GW_PASSWORD; the gateway logs in upstream as
+# ALICE_LOGIN with ALICE_APP_PASSWORD.
+ALICE = "alice"
+ALICE_GW_PASSWORD = "gw-alice-secret"
+ALICE_LOGIN = "alice@example.test"
+ALICE_APP_PASSWORD = "app-pass-1"
+BOB_LOGIN = "bob@example.test"
+BOB_APP_PASSWORD = "app-pass-bob"
+
+
+class HarnessError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Small utilities
+
+
+def free_port(addr):
+    """A TCP port on addr that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, deadline, what, interval=0.02, proc=None, log=None):
+    """
+    Polls predicate() until it returns a true value, which is returned.
+    Fails after `deadline` seconds. When proc is given, an early exit of that
+    process fails at once, with the tail of `log` (a callable) in the message.
+    """
+    end = time.monotonic() + deadline
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise HarnessError("%s: process %d exited with status %s while waiting\n%s"
+                               % (what, proc.pid, proc.returncode, tail(log() if log else "")))
+        if time.monotonic() >= end:
+            raise HarnessError("timed out after %.1f s waiting for %s\n%s"
+                               % (deadline, what, tail(log() if log else "")))
+        if proc is not None:
+            # Waiting on the process doubles as the pause between polls and
+            # notices its exit immediately.
+            try:
+                proc.wait(timeout=interval)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(interval)
+
+
+def tail(text, n=40):
+    lines = text.splitlines()
+    return "\n".join(lines[-n:])
+
+
+def port_accepts(addr, port):
+    try:
+        with socket.create_connection((addr, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def run(argv, input=None, timeout=30, check=True, env=None):
+    p = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, env=env)
+    if check and p.returncode != 0:
+        raise HarnessError("%s exited %d\nstdout: %s\nstderr: %s"
+                           % (" ".join(argv), p.returncode,
+                              p.stdout.decode("utf-8", "replace"),
+                              p.stderr.decode("utf-8", "replace")))
+    return p
+
+
+def stop_process(proc, deadline=STOP_DEADLINE):
+    """
+    SIGTERM to exactly this child, wait with a deadline, then SIGKILL. The
+    child was started in its own session, so its process group is ours too:
+    after a SIGKILL we also stop what is left of that group (for Dovecot, the
+    helpers its master forked).
+    """
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=deadline)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def client_context(cafile):
+    """A client TLS context that trusts only cafile and checks host names."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+# --------------------------------------------------------------------------
+# Test CA, made with the openssl CLI
+
+
+class TestCA:
+    """
+    Two unrelated CAs under dir: `ca.crt` signs the provider's and the
+    gateway's certificates; `other-ca.crt` signs nothing we use, so a
+    provider configured with it as ca_file must be refused.
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def __init__(self, dir):
+        self.dir = dir
+        self.ca_cert = os.path.join(dir, "ca.crt")
+        self.ca_key = os.path.join(dir, "ca.key")
+        self.other_ca_cert = os.path.join(dir, "other-ca.crt")
+        self.other_ca_key = os.path.join(dir, "other-ca.key")
+        self.provider_cert = os.path.join(dir, "provider.crt")
+        self.provider_key = os.path.join(dir, "provider.key")
+        self.gateway_cert = os.path.join(dir, "mailgate.crt")
+        self.gateway_key = os.path.join(dir, "mailgate.key")
+        self._make_ca(self.ca_key, self.ca_cert, "mailgate test CA")
+        self._make_ca(self.other_ca_key, self.other_ca_cert, "unrelated test CA")
+        self._make_leaf("provider", self.provider_key, self.provider_cert,
+                        "provider.test", "DNS:provider.test,DNS:localhost,IP:127.0.0.2")
+        self._make_leaf("mailgate", self.gateway_key, self.gateway_cert,
+                        "localhost", "DNS:localhost,IP:127.0.0.1")
+        # Test keys, worthless outside this directory: readable by whatever
+        # unprivileged user the gateway or Dovecot may switch to.
+        for path in (self.provider_key, self.gateway_key):
+            os.chmod(path, 0o644)
+
+    def _make_ca(self, key, cert, cn):
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=" + cn,
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+
+    def _make_leaf(self, name, key, cert, cn, san):
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth\n"
+                    "subjectAltName=%s\n" % san)
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
+             "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext])
+
+    def context(self):
+        return client_context(self.ca_cert)
+
+
+# --------------------------------------------------------------------------
+# The provider: a private Dovecot
+
+
+DOVECOT_CONF = """\
+# Private Dovecot for mailgate's end-to-end tests. Generated; do not edit.
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+info_log_path = {dir}/dovecot.log
+debug_log_path = {dir}/dovecot.log
+instance_name = mg-e2e-{tag}
+protocols = imap pop3
+listen = {addr}
+
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_verbose = yes
+auth_cache_size = 0
+# After a failed login, Dovecot 2.3 delays the next logins from the same
+# address by 4 s, then more, up to 15 s (the auth penalty, kept by anvil),
+# whatever auth_failure_delay says. Tests fail upstream logins from the gateway's address on purpose
+# (stale app passwords): without this, the logins of the tests after them
+# would wait 4, 8, 15 s. Mode 0 keeps the auth process from reaching anvil's
+# penalty socket, which is how Dovecot 2.3 turns the penalty off.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+
+mail_location = maildir:~/Maildir
+mail_max_userip_connections = 100
+mailbox_idle_check_interval = 1 secs
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd.d/%u
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/mail/%u
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = {addr}
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = {addr}
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = {addr}
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = {addr}
+    port = {pop3s_port}
+    ssl = yes
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """
+    A private Dovecot on 127.0.0.2 run in the foreground (`dovecot -F`) as
+    our child. Users live in passwd-files, one per user, with PLAIN
+    passwords; mail is Maildir under dir/mail, owned by the system user
+    `mail`.
+    """
+
+    MAIL_USER = "mail"
+
+    def __init__(self, dir, ca):
+        self.dir = dir
+        self.ca = ca
+        self.addr = PROVIDER_ADDR
+        self.conf = os.path.join(dir, "dovecot.conf")
+        self.passwd_dir = os.path.join(dir, "passwd.d")
+        self.revision = 0
+        self.revisions = {}
+        self.log_path = os.path.join(dir, "dovecot.log")
+        self.passwords = {}
+        self.proc = None
+        pw = pwd.getpwnam(self.MAIL_USER)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.imap_port = free_port(self.addr)
+        self.imaps_port = free_port(self.addr)
+        self.pop3_port = free_port(self.addr)
+        self.pop3s_port = free_port(self.addr)
+
+    # -- lifecycle --
+
+    def start(self):
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(self.dir, sub), mode=0o755, exist_ok=True)
+        maildir = os.path.join(self.dir, "mail")
+        os.makedirs(maildir, mode=0o755, exist_ok=True)
+        os.chown(maildir, self.uid, self.gid)
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_CONF.format(
+                dir=self.dir, tag=os.path.basename(self.dir), addr=self.addr,
+                cert=self.ca.provider_cert, key=self.ca.provider_key,
+                uid=self.uid, gid=self.gid,
+                imap_port=self.imap_port, imaps_port=self.imaps_port,
+                pop3_port=self.pop3_port, pop3s_port=self.pop3s_port))
+        os.makedirs(self.passwd_dir, mode=0o755, exist_ok=True)
+        for user in self.passwords:
+            self._write_user(user)
+        self.console = open(os.path.join(self.dir, "dovecot.console"), "wb")
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=self.console,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        for port in (self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port):
+            wait_for(lambda: port_accepts(self.addr, port), START_DEADLINE,
+                     "Dovecot on %s:%d" % (self.addr, port), proc=self.proc,
+                     log=self._startup_log)
+        return self
+
+    def _startup_log(self):
+        return read_text(os.path.join(self.dir, "dovecot.console")) + self.log_text()
+
+    def stop(self):
+        stop_process(self.proc)
+        if getattr(self, "console", None):
+            self.console.close()
+
+    # -- users --
+
+    def _write_user(self, user):
+        """
+        Writes the user's own passwd-file (one file per user: a new user is
+        seen at once, and a rotation touches nobody else's file). The file
+        is replaced atomically, with an mtime strictly later (by 2 s at
+        least) than the old file's: Dovecot re-reads a passwd-file only when
+        its mtime changes. Each write carries a fresh revision number in a
+        passdb extra field, mg_rev, which wait_revision() looks for.
+        """
+        self.revision += 1
+        self.revisions[user] = self.revision
+        path = os.path.join(self.passwd_dir, user)
+        tmp = path + ".new"
+        with open(tmp, "w") as f:
+            f.write("%s:{PLAIN}%s::::::mg_rev=%d\n" % (user, self.passwords[user], self.revision))
+        os.chmod(tmp, 0o644)
+        if os.path.exists(path):
+            new = max(os.stat(path).st_mtime + 2, time.time())
+            os.utime(tmp, (new, new))
+        os.replace(tmp, path)
+
+    def add_user(self, user, password):
+        assert "/" not in user and user not in self.passwords, user
+        self.passwords[user] = password
+        self._write_user(user)
+        if self.proc is not None:
+            self.wait_revision(user)
+
+    def set_password(self, user, password):
+        """Rotates a user's password at the provider (the app password)."""
+        assert user in self.passwords, user
+        self.passwords[user] = password
+        self._write_user(user)
+        self.wait_revision(user)
+
+    def auth_lookup(self, user):
+        """The passdb fields Dovecot's auth process returns for user now."""
+        p = run(["doveadm", "-c", self.conf, "auth", "lookup", user], timeout=10, check=False)
+        return p.stdout.decode("utf-8", "replace")
+
+    def wait_revision(self, user):
+        """
+        Dovecot stats a passwd-file at most once per second: a change made
+        in the second of the user's last lookup is seen only in the next
+        one. Waits until a lookup (which never counts as a failed login)
+        returns the revision we wrote last.
+        """
+        rx = re.compile(r"^\s*mg_rev\s*:\s*%d\s*$" % self.revisions[user], re.M)
+        wait_for(lambda: rx.search(self.auth_lookup(user)), START_DEADLINE,
+                 "Dovecot to read the new passwd-file of %s" % user, interval=0.05,
+                 log=self.log_text)
+
+    # -- clients --
+
+    def connect(self, starttls=False, source=HARNESS_ADDR):
+        """A direct imaplib client to the provider, over TLS, not logged in."""
+        ctx = self.ca.context()
+        if starttls:
+            m = SourceIMAP4(self.addr, self.imap_port, timeout=IO_TIMEOUT, source=source)
+            m.starttls(ssl_context=ctx)
+            return m
+        return SourceIMAP4_SSL(self.addr, self.imaps_port, ssl_context=ctx,
+                               timeout=IO_TIMEOUT, source=source)
+
+    def login(self, user):
+        m = self.connect()
+        m.login(user, self.passwords[user])
+        return m
+
+    def append(self, user, mailbox, message, flags=None):
+        """
+        Delivers a message "upstream": APPEND over a direct IMAPS connection
+        to Dovecot. Creates the mailbox if needed. Returns the new UID.
+        """
+        m = self.login(user)
+        try:
+            if mailbox.upper() != "INBOX":
+                typ, _ = m.create(mailbox)  # NO when it exists already: fine
+            typ, data = m.append(mailbox, flags, None, message)
+            assert typ == "OK", (typ, data)
+            mo = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0] or b"")
+            assert mo, data
+            return int(mo.group(1))
+        finally:
+            logout(m)
+
+    def fetch(self, user, mailbox, uid):
+        """BODY.PEEK[] of one message, read directly from Dovecot."""
+        m = self.login(user)
+        try:
+            typ, _ = m.select(mailbox, readonly=True)
+            assert typ == "OK"
+            return uid_fetch_body(m, uid)
+        finally:
+            logout(m)
+
+    # -- logs --
+
+    def log_text(self):
+        return read_text(self.log_path)
+
+    def log_offset(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset):
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+
+    def log_barrier(self):
+        """
+        Logs in a marker user directly and waits for its Login line: what
+        the provider logged about earlier connections is in the file by then.
+        """
+        marker = "barrier@example.test"
+        if marker not in self.passwords:
+            self.add_user(marker, "barrier-pass")
+        off = self.log_offset()
+        logout(self.login(marker))
+        self.wait_log(r"Login: user=<%s>" % re.escape(marker), off)
+
+    def wait_log(self, pattern, offset=0, deadline=5.0):
+        """Waits for a log line matching the regex pattern after offset."""
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.log_since(offset)), deadline,
+                        "Dovecot log line /%s/" % pattern, log=lambda: self.log_since(offset))
+
+
+class SourceIMAP4(imaplib.IMAP4):
+    """imaplib.IMAP4 connecting from a chosen local address."""
+
+    def __init__(self, host, port, timeout=None, source=HARNESS_ADDR):
+        self.source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+
+
+class SourceIMAP4_SSL(imaplib.IMAP4_SSL):
+    """imaplib.IMAP4_SSL connecting from a chosen local address."""
+
+    def __init__(self, host, port, ssl_context, timeout=None, source=HARNESS_ADDR):
+        self.source = source
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
+def logout(m):
+    try:
+        m.logout()
+    except Exception:
+        try:
+            m.shutdown()
+        except Exception:
+            pass
+
+
+def uid_fetch_body(m, uid):
+    typ, data = m.uid("FETCH", str(uid), "(BODY.PEEK[])")
+    assert typ == "OK", (typ, data)
+    for item in data:
+        if isinstance(item, tuple):
+            return item[1]
+    raise AssertionError("no literal in FETCH reply: %r" % (data[:3],))
+
+
+# --------------------------------------------------------------------------
+# The gateway
+
+
+def mailgate_bin():
+    return os.environ.get("MAILGATE_BIN") or os.path.join(REPO, "build", "mailgate")
+
+
+GATEWAY_CONF = """\
+# mailgate configuration for an end-to-end test. Generated; do not edit.
+listen:
+  - {{ protocol: imap, address: "{gw}:{imaps}", tls: implicit }}
+  - {{ protocol: imap, address: "{gw}:{imap}", tls: starttls }}
+tls: {{ certificate: {cert}, key: {key} }}
+store: {{ sqlite: {dir}/store.db, master_key: {dir}/master.key }}
+timeouts: {{ login: 60, idle: 1800, connect: {connect_timeout} }}
+providers:
+  testprov:
+    imap: {{ host: {prov}, port: {d_imaps}, tls: implicit }}
+    pop3: {{ host: {prov}, port: {d_pop3s}, tls: implicit }}
+    ca_file: {ca}
+  testprov-starttls:
+    imap: {{ host: {prov}, port: {d_imap}, tls: starttls }}
+    pop3: {{ host: {prov}, port: {d_pop3}, tls: starttls }}
+    ca_file: {ca}
+  untrusted:
+    imap: {{ host: {prov}, port: {d_imaps}, tls: implicit }}
+    pop3: {{ host: {prov}, port: {d_pop3s}, tls: implicit }}
+    ca_file: {other_ca}
+  down:
+    imap: {{ host: {prov}, port: {down_port}, tls: implicit }}
+    pop3: {{ host: {prov}, port: {down_port}, tls: implicit }}
+    ca_file: {ca}
+"""
+
+
+class Gateway:
+    """
+    One mailgate process with its own config, store and master key under
+    dir. `cli()` runs the admin commands against the same config; a running
+    gateway sees their changes at the next login.
+    """
+
+    def __init__(self, dir, ca, dovecot):
+        self.dir = dir
+        self.ca = ca
+        self.dovecot = dovecot
+        self.bin = mailgate_bin()
+        self.addr = GATEWAY_ADDR
+        self.conf = os.path.join(dir, "mailgate.yaml")
+        self.log_path = os.path.join(dir, "mailgate.log")
+        self.proc = None
+        self.imaps_port = free_port(self.addr)
+        self.imap_port = free_port(self.addr)
+        # Nothing listens here: bound and closed a moment ago on the
+        # provider's address.
+        self.down_port = free_port(PROVIDER_ADDR)
+
+    def write_config(self):
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        with open(self.conf, "w") as f:
+            f.write(GATEWAY_CONF.format(
+                gw=self.addr, imaps=self.imaps_port, imap=self.imap_port,
+                cert=self.ca.gateway_cert, key=self.ca.gateway_key, dir=self.dir,
+                connect_timeout=10, prov=PROVIDER_ADDR,
+                d_imaps=self.dovecot.imaps_port, d_imap=self.dovecot.imap_port,
+                d_pop3s=self.dovecot.pop3s_port, d_pop3=self.dovecot.pop3_port,
+                ca=self.ca.ca_cert, other_ca=self.ca.other_ca_cert,
+                down_port=self.down_port))
+
+    def start(self):
+        if not (os.path.isfile(self.bin) and os.access(self.bin, os.X_OK)):
+            raise HarnessError("mailgate binary not found or not executable: %s "
+                               "(build it, or set MAILGATE_BIN)" % self.bin)
+        self.write_config()
+        self.cli("init")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.bin, "run", "-c", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        for port in (self.imaps_port, self.imap_port):
+            wait_for(lambda: port_accepts(self.addr, port), START_DEADLINE,
+                     "mailgate listening on %s:%d" % (self.addr, port),
+                     proc=self.proc, log=self.log_text)
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def log_text(self):
+        return read_text(self.log_path)
+
+    # -- admin CLI --
+
+    def cli(self, *args, input=None, check=True):
+        """Runs `mailgate ARGS -c CFG`; input is a str fed to stdin."""
+        data = input.encode() if isinstance(input, str) else input
+        return run([self.bin] + list(args) + ["-c", self.conf], input=data, timeout=30,
+                   check=check)
+
+    def add_user(self, user, password):
+        self.cli("user", "add", user, "--password-stdin", input=password + "\n")
+
+    def set_account(self, user, provider, login, app_password):
+        self.cli("account", "set", user, provider, "--login", login, "--password-stdin",
+                 input=app_password + "\n")
+
+    # -- clients --
+
+    def imap_ssl(self, host=None):
+        """imaplib over implicit TLS; host is the name checked in the cert."""
+        return imaplib.IMAP4_SSL(host or self.addr, self.imaps_port,
+                                 ssl_context=self.ca.context(), timeout=IO_TIMEOUT)
+
+    def imap_plain(self):
+        """imaplib on the STARTTLS listener, before STARTTLS."""
+        return imaplib.IMAP4(self.addr, self.imap_port, timeout=IO_TIMEOUT)
+
+    def imap_starttls(self):
+        m = self.imap_plain()
+        m.starttls(ssl_context=self.ca.context())
+        return m
+
+    def raw(self, tls="implicit"):
+        """A line-level client (RawIMAP), greeting already read."""
+        if tls == "implicit":
+            return RawIMAP.connect(self.addr, self.imaps_port, self.ca.context(), implicit=True)
+        c = RawIMAP.connect(self.addr, self.imap_port, self.ca.context(), implicit=False)
+        if tls == "starttls":
+            c.starttls()
+        return c
+
+
+# --------------------------------------------------------------------------
+# A line-level IMAP client, for exact replies and protocol edge cases
+
+
+class RawIMAP:
+    def __init__(self, sock, ctx, host):
+        self.sock = sock
+        self.ctx = ctx
+        self.host = host
+        self.buf = b""
+        self.greeting = None
+        self.transcript = []
+
+    @classmethod
+    def connect(cls, addr, port, ctx, implicit=True):
+        sock = socket.create_connection((addr, port), timeout=IO_TIMEOUT)
+        if implicit:
+            sock = ctx.wrap_socket(sock, server_hostname=addr)
+        c = cls(sock, ctx, addr)
+        c.greeting = c.readline()
+        return c
+
+    def send(self, data):
+        self.transcript.append(b"C: " + data)
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by server; transcript:\n%s" % self.dump())
+        self.buf += chunk
+
+    def readline(self):
+        """One line, CRLF included. The socket timeout is the deadline."""
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        line += b"\r\n"
+        self.transcript.append(b"S: " + line)
+        return line
+
+    def readline_unbuffered(self):
+        """
+        Reads one line a byte at a time, so that nothing after it is taken
+        from the socket (used before a TLS handshake on the same socket).
+        """
+        assert not self.buf, self.buf
+        line = b""
+        while not line.endswith(b"\r\n"):
+            b = self.sock.recv(1)
+            if not b:
+                raise EOFError("connection closed by server; transcript:\n%s" % self.dump())
+            line += b
+        self.transcript.append(b"S: " + line)
+        return line
+
+    def read_until_tagged(self, tag):
+        """Returns (untagged and continuation lines, tagged line)."""
+        lines = []
+        prefix = tag.encode() + b" "
+        while True:
+            line = self.readline()
+            if line.startswith(prefix):
+                return lines, line
+            lines.append(line)
+
+    def command(self, tag, text):
+        self.send(("%s %s\r\n" % (tag, text)).encode())
+        return self.read_until_tagged(tag)
+
+    def starttls(self, tag="s"):
+        self.send(("%s STARTTLS\r\n" % tag).encode())
+        line = self.readline_unbuffered()
+        while not line.startswith(tag.encode() + b" "):
+            line = self.readline_unbuffered()
+        if not line.startswith(tag.encode() + b" OK"):
+            raise AssertionError("STARTTLS refused: %r" % line)
+        self.tls_handshake()
+        return line
+
+    def tls_handshake(self):
+        self.sock = self.ctx.wrap_socket(self.sock, server_hostname=self.host)
+
+    def login_plain_ir(self, tag, user, password):
+        b64 = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+        return self.command(tag, "AUTHENTICATE PLAIN " + b64)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def dump(self):
+        return b"".join(self.transcript[-30:]).decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------
+# Messages
+
+
+def make_message(subject, body_lines=None, size=None, seed=0):
+    """
+    An RFC 5322 message with CRLF line ends. With size, the body is base64
+    lines of pseudo-random bytes making the message about `size` bytes.
+    """
+    head = ("From: Sender <sender@example.test>\r\n"
+            "To: Alice <alice@example.test>\r\n"
+            "Subject: %s\r\n"
+            "Message-ID: <%s.%d@example.test>\r\n"
+            "Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n"
+            "MIME-Version: 1.0\r\n" % (subject, re.sub(r"\W", "", subject), seed))
+    if size is None:
+        body = "\r\n".join(body_lines or ["Hello from the e2e tests."]) + "\r\n"
+        return (head + "Content-Type: text/plain\r\n\r\n" + body).encode()
+    head += "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    raw_len = size * 3 // 4
+    rnd = random.Random(seed)
+    data = rnd.randbytes(raw_len)
+    b64 = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return head.encode() + b64
+
+
+def tagged_ok(line, tag):
+    return line.startswith(tag.encode() + b" OK")
+
+
+def capabilities(line):
+    """
+    The capability names in a greeting or tagged reply carrying
+    [CAPABILITY ...], or in an untagged `* CAPABILITY ...` line; upper case.
+    None when the line carries none.
+    """
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    mo = re.search(r"\[CAPABILITY ([^\]]*)\]", line, re.I)
+    if mo:
+        return set(mo.group(1).upper().split())
+    mo = re.match(r"\* CAPABILITY (.*)", line.strip(), re.I)
+    if mo:
+        return set(mo.group(1).upper().split())
+    return None
+
+
+def plain_ir(user, password):
+    return base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()

@@ -1,0 +1,1083 @@
+/*
+ * test_config.c - the YAML loader and the file checks.
+ *
+ * Every test runs in a fresh temporary directory that is also the current
+ * directory, so the configs are written as "c.yaml" and the messages they
+ * produce can be compared byte for byte. The error cases form a table:
+ * each is its own test, named after the case, and states the exact
+ * "FILE:LINE:COL: message" lines it must produce.
+ */
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+
+/*
+ * The smallest valid start, four lines; error cases add from line 5, either
+ * top-level keys or more listeners.
+ */
+#define HEAD \
+	"tls: { certificate: c.pem, key: k.pem }\n" \
+	"store: { sqlite: s.db, master_key: m.key }\n" \
+	"listen:\n" \
+	"  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+
+static char	test_tmp[64];		/* this test's directory */
+static char	test_cwd[PATH_MAX];	/* where to go back to */
+static char	last_diag[8192];	/* the last diagnostics, for messages */
+
+/*
+ * Fixtures
+ */
+
+static int
+test_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+test_setup(void **state)
+{
+	(void)state;
+	snprintf(test_tmp, sizeof(test_tmp), "/tmp/mg_test_config.XXXXXX");
+	if (getcwd(test_cwd, sizeof(test_cwd)) == NULL || mkdtemp(test_tmp) == NULL ||
+	    chdir(test_tmp) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+test_teardown(void **state)
+{
+	(void)state;
+	if (chdir(test_cwd) == -1)
+		return -1;
+	return nftw(test_tmp, test_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes a file, making its directories. */
+static void
+put(const char *path, const char *text)
+{
+	char	 dir[256], *p;
+	FILE	*fp;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (p = strchr(dir, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);
+		*p = '/';
+	}
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Loads a file that must be valid; prints the diagnostics when it is not. */
+static struct mg_config *
+load_ok(const char *path)
+{
+	struct mg_diag	 diag = { 0 };
+	struct mg_config *cfg = NULL;
+	int		 rc;
+
+	rc = mg_config_load(path, &cfg, &diag);
+	if (rc != 0 || diag.count != 0)
+		print_error("unexpected diagnostics:\n%s", diag.text != NULL ? diag.text : "(none)\n");
+	assert_int_equal(rc, 0);
+	assert_int_equal(diag.count, 0);
+	assert_null(diag.text);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* Loads a file that must fail; returns its diagnostics (in last_diag). */
+static const char *
+load_bad(const char *path)
+{
+	struct mg_diag	 diag = { 0 };
+	struct mg_config *cfg = (struct mg_config *)&diag;
+	int		 rc;
+
+	rc = mg_config_load(path, &cfg, &diag);
+	assert_int_equal(rc, -1);
+	assert_null(cfg);
+	assert_non_null(diag.text);
+	assert_int_equal(strlen(diag.text), diag.len);
+	snprintf(last_diag, sizeof(last_diag), "%s", diag.text);
+	mg_diag_free(&diag);
+	return last_diag;
+}
+
+static const struct sockaddr_in *
+sin4(const struct mg_listen_cfg *l)
+{
+	assert_int_equal(l->addr.ss_family, AF_INET);
+	assert_int_equal(l->addrlen, sizeof(struct sockaddr_in));
+	return (const struct sockaddr_in *)&l->addr;
+}
+
+static const struct sockaddr_in6 *
+sin6(const struct mg_listen_cfg *l)
+{
+	assert_int_equal(l->addr.ss_family, AF_INET6);
+	assert_int_equal(l->addrlen, sizeof(struct sockaddr_in6));
+	return (const struct sockaddr_in6 *)&l->addr;
+}
+
+static void
+assert_path(const struct mg_cfg_path *p, const char *path, const char *file, int line, int col)
+{
+	assert_non_null(p->path);
+	assert_string_equal(p->path, path);
+	assert_non_null(p->file);
+	assert_string_equal(p->file, file);
+	assert_int_equal(p->line, line);
+	assert_int_equal(p->col, col);
+}
+
+/*
+ * Good configurations
+ */
+
+static const char good_block[] =
+    "# The same configuration as good_flow, in block style.\n"
+    "listen:\n"
+    "  - protocol: imap\n"
+    "    address: \"0.0.0.0:993\"\n"
+    "    tls: implicit\n"
+    "  - protocol: imap\n"
+    "    address: \"[::1]:143\"\n"
+    "    tls: starttls\n"
+    "  - protocol: smtp\n"
+    "    address: 127.0.0.1:465\n"
+    "tls:\n"
+    "  certificate: cert.pem\n"
+    "  key: /etc/mailgate/key.pem\n"
+    "store:\n"
+    "  sqlite: ../var/store.db\n"
+    "  master_key: 'keys/master.key'\n"
+    "providers:\n"
+    "  acme:\n"
+    "    imap: { host: imap.acme.example, port: 993 }\n"
+    "    smtp:\n"
+    "      host: smtp.acme.example\n"
+    "      port: \"587\"\n"
+    "      tls: starttls\n"
+    "    ca_file: ca/acme.pem\n"
+    "  Other_1.x-y:\n"
+    "    pop3: { host: 192.0.2.7, port: 995, tls: implicit }\n";
+
+static const char good_flow[] =
+    "{ listen: [ { protocol: imap, address: \"0.0.0.0:993\", tls: implicit },\n"
+    "            { protocol: imap, address: \"[::1]:143\", tls: starttls },\n"
+    "            { protocol: smtp, address: 127.0.0.1:465 } ],\n"
+    "  tls: { certificate: cert.pem, key: /etc/mailgate/key.pem },\n"
+    "  store: { sqlite: ../var/store.db, master_key: 'keys/master.key' },\n"
+    "  providers: { acme: { imap: { host: imap.acme.example, port: 993 },\n"
+    "                       smtp: { host: smtp.acme.example, port: \"587\", tls: starttls },\n"
+    "                       ca_file: ca/acme.pem },\n"
+    "               Other_1.x-y: { pop3: { host: 192.0.2.7, port: 995, tls: implicit } } } }\n";
+
+/* Checks what good_block and good_flow both say, whatever the positions. */
+static void
+check_good(const struct mg_config *cfg, const char *file)
+{
+	const struct mg_provider_cfg *p;
+	struct in6_addr loop6 = IN6ADDR_LOOPBACK_INIT;
+
+	assert_string_equal(cfg->path, file);
+	assert_int_equal(cfg->nfiles, 1);
+	assert_string_equal(cfg->files[0], file);
+
+	assert_int_equal(cfg->nlisten, 3);
+	assert_int_equal(cfg->listen[0].proto, MG_PROTO_IMAP);
+	assert_int_equal(cfg->listen[0].tls, MG_TLS_IMPLICIT);
+	assert_string_equal(cfg->listen[0].address, "0.0.0.0:993");
+	assert_int_equal(sin4(&cfg->listen[0])->sin_addr.s_addr, htonl(INADDR_ANY));
+	assert_int_equal(ntohs(sin4(&cfg->listen[0])->sin_port), 993);
+
+	assert_int_equal(cfg->listen[1].proto, MG_PROTO_IMAP);
+	assert_int_equal(cfg->listen[1].tls, MG_TLS_STARTTLS);
+	assert_string_equal(cfg->listen[1].address, "[::1]:143");
+	assert_memory_equal(&sin6(&cfg->listen[1])->sin6_addr, &loop6, sizeof(loop6));
+	assert_int_equal(ntohs(sin6(&cfg->listen[1])->sin6_port), 143);
+
+	/* tls defaults to implicit. */
+	assert_int_equal(cfg->listen[2].proto, MG_PROTO_SMTP);
+	assert_int_equal(cfg->listen[2].tls, MG_TLS_IMPLICIT);
+	assert_int_equal(sin4(&cfg->listen[2])->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(ntohs(sin4(&cfg->listen[2])->sin_port), 465);
+
+	/* Relative paths follow the file's directory; absolute ones stay. */
+	assert_string_equal(cfg->tls_cert.path, "etc/cert.pem");
+	assert_string_equal(cfg->tls_key.path, "/etc/mailgate/key.pem");
+	assert_string_equal(cfg->store_sqlite.path, "etc/../var/store.db");
+	assert_string_equal(cfg->master_key.path, "etc/keys/master.key");
+	assert_ptr_equal(cfg->tls_cert.file, cfg->files[0]);
+
+	/* Defaults. */
+	assert_int_equal(cfg->timeout_login, 60);
+	assert_int_equal(cfg->timeout_idle, 1800);
+	assert_int_equal(cfg->timeout_connect, 30);
+
+	assert_int_equal(cfg->nproviders, 2);
+	assert_non_null(p = mg_config_provider(cfg, "acme"));
+	assert_string_equal(p->name, "acme");
+	assert_true(p->ep[MG_PROTO_IMAP].present);
+	assert_string_equal(p->ep[MG_PROTO_IMAP].host, "imap.acme.example");
+	assert_int_equal(p->ep[MG_PROTO_IMAP].port, 993);
+	assert_int_equal(p->ep[MG_PROTO_IMAP].tls, MG_TLS_IMPLICIT);
+	assert_false(p->ep[MG_PROTO_POP3].present);
+	assert_true(p->ep[MG_PROTO_SMTP].present);
+	assert_string_equal(p->ep[MG_PROTO_SMTP].host, "smtp.acme.example");
+	assert_int_equal(p->ep[MG_PROTO_SMTP].port, 587);
+	assert_int_equal(p->ep[MG_PROTO_SMTP].tls, MG_TLS_STARTTLS);
+	assert_string_equal(p->ca_file.path, "etc/ca/acme.pem");
+
+	assert_non_null(p = mg_config_provider(cfg, "Other_1.x-y"));
+	assert_false(p->ep[MG_PROTO_IMAP].present);
+	assert_true(p->ep[MG_PROTO_POP3].present);
+	assert_string_equal(p->ep[MG_PROTO_POP3].host, "192.0.2.7");
+	assert_int_equal(p->ep[MG_PROTO_POP3].port, 995);
+	assert_null(p->ca_file.path);
+
+	assert_null(mg_config_provider(cfg, "nope"));
+	assert_null(mg_config_provider(cfg, "ACME"));
+}
+
+static void
+test_good_block(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("etc/block.yaml", good_block);
+	cfg = load_ok("etc/block.yaml");
+	check_good(cfg, "etc/block.yaml");
+	assert_path(&cfg->tls_cert, "etc/cert.pem", "etc/block.yaml", 12, 16);
+	assert_path(&cfg->master_key, "etc/keys/master.key", "etc/block.yaml", 16, 15);
+	assert_path(&cfg->providers[0].ca_file, "etc/ca/acme.pem", "etc/block.yaml", 24, 14);
+	mg_config_free(cfg);
+}
+
+static void
+test_good_flow(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("etc/flow.yaml", good_flow);
+	cfg = load_ok("etc/flow.yaml");
+	check_good(cfg, "etc/flow.yaml");
+	assert_path(&cfg->tls_cert, "etc/cert.pem", "etc/flow.yaml", 4, 23);
+	assert_path(&cfg->master_key, "etc/keys/master.key", "etc/flow.yaml", 5, 49);
+	mg_config_free(cfg);
+}
+
+/* A file named without a directory: its relative paths stay as written. */
+static void
+test_good_no_dir(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("c.yaml", HEAD);
+	cfg = load_ok("c.yaml");
+	assert_string_equal(cfg->tls_cert.path, "c.pem");
+	assert_string_equal(cfg->store_sqlite.path, "s.db");
+	assert_int_equal(cfg->nproviders, 0);
+	assert_null(cfg->providers);
+	mg_config_free(cfg);
+}
+
+static void
+test_good_include(void **state)
+{
+	struct mg_config *cfg;
+	const struct mg_provider_cfg *p;
+
+	(void)state;
+	put("etc/main.yaml", HEAD
+	    "include:\n"
+	    "  - presets/providers.yaml\n"
+	    "  - presets/empty.yaml\n"
+	    "  - presets/none.yaml\n"
+	    "providers:\n"
+	    "  mine: { imap: { host: imap.mine.example, port: 993 }, ca_file: mine.pem }\n");
+	put("etc/presets/providers.yaml",
+	    "providers:\n"
+	    "  gmail:\n"
+	    "    imap: { host: imap.gmail.com, port: 993 }\n"
+	    "    ca_file: ../ca/google.pem\n");
+	put("etc/presets/empty.yaml", "# every preset commented out\n");
+	put("etc/presets/none.yaml", "providers:\n");
+	cfg = load_ok("etc/main.yaml");
+
+	assert_int_equal(cfg->nfiles, 4);
+	assert_string_equal(cfg->files[0], "etc/main.yaml");
+	assert_string_equal(cfg->files[1], "etc/presets/providers.yaml");
+	assert_string_equal(cfg->files[2], "etc/presets/empty.yaml");
+	assert_string_equal(cfg->files[3], "etc/presets/none.yaml");
+
+	assert_int_equal(cfg->nproviders, 2);
+	assert_non_null(p = mg_config_provider(cfg, "gmail"));
+	assert_string_equal(p->ep[MG_PROTO_IMAP].host, "imap.gmail.com");
+	/* Relative to the included file, and positioned in it. */
+	assert_path(&p->ca_file, "etc/presets/../ca/google.pem", "etc/presets/providers.yaml", 4, 14);
+	assert_ptr_equal(p->ca_file.file, cfg->files[1]);
+	assert_non_null(p = mg_config_provider(cfg, "mine"));
+	assert_path(&p->ca_file, "etc/mine.pem", "etc/main.yaml", 10, 66);
+	mg_config_free(cfg);
+}
+
+static void
+test_good_timeouts(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("a.yaml", HEAD "timeouts: { login: 90, idle: 30m, connect: 45s }\n");
+	cfg = load_ok("a.yaml");
+	assert_int_equal(cfg->timeout_login, 90);
+	assert_int_equal(cfg->timeout_idle, 1800);
+	assert_int_equal(cfg->timeout_connect, 45);
+	mg_config_free(cfg);
+
+	/* The largest values allowed, and a partial section. */
+	put("b.yaml", HEAD "timeouts:\n  login: 1h\n  idle: 24h\n  connect: 10m\n");
+	cfg = load_ok("b.yaml");
+	assert_int_equal(cfg->timeout_login, 3600);
+	assert_int_equal(cfg->timeout_idle, 86400);
+	assert_int_equal(cfg->timeout_connect, 600);
+	mg_config_free(cfg);
+
+	put("c.yaml", HEAD "timeouts:\n  idle: 1s\n");
+	cfg = load_ok("c.yaml");
+	assert_int_equal(cfg->timeout_login, 60);
+	assert_int_equal(cfg->timeout_idle, 1);
+	assert_int_equal(cfg->timeout_connect, 30);
+	mg_config_free(cfg);
+
+	put("d.yaml", HEAD "timeouts:\n");
+	cfg = load_ok("d.yaml");
+	assert_int_equal(cfg->timeout_idle, 1800);
+	mg_config_free(cfg);
+}
+
+/* Ports and addresses at their limits, and YAML features that must just work. */
+static void
+test_good_edges(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("c.yaml",
+	    "listen:\n"
+	    "  - &l { protocol: pop3, address: \"[fe80::1:2]:65535\", tls: starttls }\n"
+	    "  - { protocol: pop3, address: \"1.2.3.4:1\" }\n"
+	    "  - { protocol: pop3, address: \"[::]:1\" }\n"
+	    "  - { protocol: pop3, address: \"[::ffff:1.2.3.4]:2\" }\n"
+	    "tls: { certificate: \"a b.pem\", key: k.pem }\n"
+	    "store: { sqlite: s.db, master_key: m.key }\n"
+	    "providers:\n"
+	    "  a: &ep\n"
+	    "    smtp: { host: \"xn--bcher-kva.example.\", port: 1 }\n"
+	    "  b: *ep\n"
+	    "  c: { imap: { host: '" "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "012345678901234567890123456789012345678901234567890123456789012', port: 65535 } }\n"
+	    "  " "012345678901234567890123456789012345678901234567890123456789012: { pop3: { host: a, port: 2 } }\n"
+	    "...\n");
+	cfg = load_ok("c.yaml");
+	assert_int_equal(cfg->nlisten, 4);
+	assert_int_equal(ntohs(sin6(&cfg->listen[0])->sin6_port), 65535);
+	assert_int_equal(cfg->listen[0].tls, MG_TLS_STARTTLS);
+	assert_int_equal(cfg->listen[0].proto, MG_PROTO_POP3);
+	assert_int_equal(ntohs(sin4(&cfg->listen[1])->sin_port), 1);
+	assert_string_equal(cfg->tls_cert.path, "a b.pem");
+	assert_int_equal(cfg->nproviders, 4);
+	assert_int_equal(mg_config_provider(cfg, "b")->ep[MG_PROTO_SMTP].port, 1);
+	assert_int_equal(strlen(mg_config_provider(cfg, "c")->ep[MG_PROTO_IMAP].host), 255);
+	assert_int_equal(mg_config_provider(cfg, "c")->ep[MG_PROTO_IMAP].port, 65535);
+	assert_non_null(mg_config_provider(cfg,
+	    "012345678901234567890123456789012345678901234567890123456789012"));
+	mg_config_free(cfg);
+}
+
+/*
+ * Bad configurations: the exact lines each must produce.
+ */
+
+struct bad_case {
+	const char	*name;
+	const char	*yaml;		/* written to c.yaml */
+	const char	*expected;
+	const char	*extra_name;	/* an optional second file */
+	const char	*extra_yaml;
+};
+
+#define BAD(name, yaml, expected)	{ name, yaml, expected, NULL, NULL }
+#define BAD2(name, yaml, expected, xname, xyaml) { name, yaml, expected, xname, xyaml }
+
+static const struct bad_case bad_cases[] = {
+	BAD("syntax_indent",
+	  "listen:\n  - protocol: imap\n   address: x\n",
+	  "c.yaml:3:4: syntax error: did not find expected '-' indicator "
+	  "(while parsing a block collection at 2:3)\n"),
+	BAD("syntax_tab",
+	  "listen:\n\t- protocol: imap\n",
+	  "c.yaml:2:1: syntax error: found character that cannot start any token "
+	  "(while scanning for the next token at 2:1)\n"),
+	BAD("syntax_unclosed_flow",
+	  "listen: [ { protocol: imap }\ntls: x\n",
+	  "c.yaml:2:1: syntax error: did not find expected ',' or ']' (while parsing a flow sequence at 1:9)\n"),
+	BAD("syntax_undefined_alias",
+	  HEAD "providers: *nope\n",
+	  "c.yaml:5:12: syntax error: found undefined alias\n"),
+	BAD("syntax_bad_utf8",
+	  HEAD "# caf\xe9\n",
+	  "c.yaml:5:6: syntax error: incomplete UTF-8 octet sequence\n"),
+	BAD("two_documents",
+	  HEAD "---\nlisten: []\n",
+	  "c.yaml:6:1: only one YAML document is allowed in a file\n"),
+	BAD("empty_file",
+	  "# nothing here\n",
+	  "c.yaml:1:1: missing required key \"listen\"\n"
+	  "c.yaml:1:1: missing required key \"tls\"\n"
+	  "c.yaml:1:1: missing required key \"store\"\n"),
+	BAD("root_not_mapping",
+	  "- listen\n",
+	  "c.yaml:1:1: expected a mapping, got a sequence\n"),
+	BAD("unknown_top_key_hint",
+	  HEAD "provider:\n  a: { imap: { host: a, port: 1 } }\n",
+	  "c.yaml:5:1: unknown key \"provider\" (did you mean \"providers\"?)\n"),
+	BAD("unknown_top_key",
+	  HEAD "frobnicate: 1\n",
+	  "c.yaml:5:1: unknown key \"frobnicate\"\n"),
+	BAD("unknown_key_quoted",
+	  HEAD "\"we\\tird\\\"\": 1\n",
+	  "c.yaml:5:1: unknown key \"we\\x09ird\\\"\"\n"),
+	BAD("non_scalar_key",
+	  HEAD "? [a]\n: b\n",
+	  "c.yaml:5:3: expected a key name, got a sequence\n"),
+	BAD("duplicate_top_key",
+	  HEAD "tls: { certificate: c.pem, key: k.pem }\n",
+	  "c.yaml:5:1: duplicate key \"tls\" (first at line 1)\n"),
+	BAD("listen_mapping",
+	  "listen:\n  protocol: imap\n  address: \"0.0.0.0:993\"\n"
+	  "tls: { certificate: c.pem, key: k.pem }\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:2:3: listen: expected a sequence, got a mapping\n"),
+	BAD("listen_empty",
+	  "listen: []\ntls: { certificate: c.pem, key: k.pem }\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:1:9: listen: at least one listener is required\n"),
+	BAD("listen_null",
+	  "listen:\ntls: { certificate: c.pem, key: k.pem }\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:1:1: listen: expected a sequence, got an empty value\n"),
+	BAD("listen_missing",
+	  "tls: { certificate: c.pem, key: k.pem }\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:1:1: missing required key \"listen\"\n"),
+	BAD("listener_scalar",
+	  "listen:\n  - imap\ntls: { certificate: c.pem, key: k.pem }\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:2:5: listen[0]: expected a mapping, got \"imap\"\n"),
+	BAD("listener_unknown_key",
+	  HEAD "  - { proto: imap, address: \"0.0.0.0:143\", tls: starttls }\n",
+	  "c.yaml:5:5: listen[1]: missing required key \"protocol\"\n"
+	  "c.yaml:5:7: listen[1]: unknown key \"proto\" (did you mean \"protocol\"?)\n"),
+	BAD("listener_missing_address",
+	  HEAD "  - protocol: pop3\n    tls: starttls\n",
+	  "c.yaml:5:5: listen[1]: missing required key \"address\"\n"),
+	BAD("bad_protocol",
+	  HEAD "  - { protocol: imaps, address: \"0.0.0.0:143\" }\n",
+	  "c.yaml:5:17: listen[1].protocol: \"imaps\": expected imap, pop3 or smtp\n"),
+	BAD("bad_protocol_case",
+	  HEAD "  - { protocol: IMAP, address: \"0.0.0.0:143\" }\n",
+	  "c.yaml:5:17: listen[1].protocol: \"IMAP\": expected imap, pop3 or smtp\n"),
+	BAD("protocol_empty",
+	  HEAD "  - protocol:\n    address: \"0.0.0.0:143\"\n",
+	  "c.yaml:5:5: listen[1].protocol: must not be empty\n"),
+	BAD("bad_tls_mode",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:143\", tls: none }\n",
+	  "c.yaml:5:52: listen[1].tls: \"none\": expected implicit or starttls\n"),
+	BAD("address_no_port",
+	  HEAD "  - { protocol: imap, address: 0.0.0.0 }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0\": missing \":port\"\n"),
+	BAD("address_hostname",
+	  HEAD "  - { protocol: imap, address: \"localhost:143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"localhost:143\": \"localhost\" is not a numeric IPv4 address\n"),
+	BAD("address_v6_unbracketed",
+	  HEAD "  - { protocol: imap, address: \"::1:143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"::1:143\": an IPv6 address must be in brackets, "
+	  "as in \"[::1]:993\"\n"),
+	BAD("address_v6_bad",
+	  HEAD "  - { protocol: imap, address: \"[::g]:143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"[::g]:143\": \"::g\" is not a numeric IPv6 address\n"),
+	BAD("address_v6_no_close",
+	  HEAD "  - { protocol: imap, address: \"[::1:143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"[::1:143\": missing \"]\" after the IPv6 address\n"),
+	BAD("address_v6_no_port",
+	  HEAD "  - { protocol: imap, address: \"[::1]\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"[::1]\": missing \":port\" after \"]\"\n"),
+	BAD("address_v4_in_brackets",
+	  HEAD "  - { protocol: imap, address: \"[127.0.0.1]:143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"[127.0.0.1]:143\": \"127.0.0.1\" is not a numeric IPv6 address\n"),
+	BAD("address_port_zero",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:0\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0:0\": the port must be a number from 1 to 65535\n"),
+	BAD("address_port_range",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:65536\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0:65536\": the port must be a number from 1 to 65535\n"),
+	BAD("address_port_overflow",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:18446744073709551617\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0:18446744073709551617\": the port must be a number "
+	  "from 1 to 65535\n"),
+	BAD("address_port_junk",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:14x\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0:14x\": the port must be a number from 1 to 65535\n"),
+	BAD("address_port_sign",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:+143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0:+143\": the port must be a number from 1 to 65535\n"),
+	BAD("address_too_long",
+	  HEAD "  - { protocol: imap, address: \"[0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:1]:143\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"[0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0...\": "
+	  "too long for an address\n"),
+	BAD("address_mapping",
+	  HEAD "  - { protocol: imap, address: { ip: 0.0.0.0 } }\n",
+	  "c.yaml:5:32: listen[1].address: expected a scalar, got a mapping\n"),
+	BAD("address_nul",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:1\\0\" }\n",
+	  "c.yaml:5:32: listen[1].address: must not contain a NUL byte\n"),
+	BAD("duplicate_listener",
+	  HEAD "  - { protocol: pop3, address: \"127.0.0.1:993\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"127.0.0.1:993\": already used by listen[0] at line 4\n"),
+	BAD("duplicate_listener_v6",
+	  HEAD "  - { protocol: imap, address: \"[::1]:143\" }\n"
+	  "  - { protocol: imap, address: \"[0:0::1]:143\" }\n",
+	  "c.yaml:6:32: listen[2].address: \"[0:0::1]:143\": already used by listen[1] at line 5\n"),
+	BAD("listener_wildcard_clash",
+	  HEAD "  - { protocol: imap, address: \"0.0.0.0:993\" }\n",
+	  "c.yaml:5:32: listen[1].address: \"0.0.0.0:993\": same port as listen[0] at line 4 "
+	  "(\"127.0.0.1:993\"), and a wildcard address takes the port on every address\n"),
+	BAD("tls_missing",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "store: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:1:1: missing required key \"tls\"\n"),
+	BAD("tls_key_missing",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls:\n  certificate: c.pem\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:4:3: tls: missing required key \"key\"\n"),
+	BAD("tls_scalar",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: yes\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:3:6: tls: expected a mapping, got \"yes\"\n"),
+	BAD("tls_null",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls:\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:3:1: tls: expected a mapping, got an empty value\n"),
+	BAD("certificate_empty",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls:\n  certificate: \"\"\n  key:\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:4:16: tls.certificate: must not be empty\n"
+	  "c.yaml:5:3: tls.key: must not be empty\n"),
+	BAD("certificate_sequence",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls:\n  certificate: [a.pem, b.pem]\n  key: k.pem\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:4:16: tls.certificate: expected a scalar, got a sequence\n"),
+	BAD("tls_unknown_key",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls:\n  cert: c.pem\n  key: k.pem\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:4:3: tls: missing required key \"certificate\"\n"
+	  "c.yaml:4:3: tls: unknown key \"cert\" (did you mean \"certificate\"?)\n"),
+	BAD("tls_duplicate_key",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls:\n  certificate: c.pem\n  key: k.pem\n  key: k2.pem\nstore: { sqlite: s.db, master_key: m.key }\n",
+	  "c.yaml:6:3: tls: duplicate key \"key\" (first at line 5)\n"),
+	BAD("store_missing_keys",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\nstore: { sqllite: s.db }\n",
+	  "c.yaml:4:8: store: missing required key \"sqlite\"\n"
+	  "c.yaml:4:8: store: missing required key \"master_key\"\n"
+	  "c.yaml:4:10: store: unknown key \"sqllite\" (did you mean \"sqlite\"?)\n"),
+	BAD("timeout_zero",
+	  HEAD "timeouts: { login: 0 }\n",
+	  "c.yaml:5:20: timeouts.login: \"0\": must be between 1s and 1h\n"),
+	BAD("timeout_too_big",
+	  HEAD "timeouts:\n  login: 2h\n  idle: 1441m\n  connect: 601\n",
+	  "c.yaml:6:10: timeouts.login: \"2h\": must be between 1s and 1h\n"
+	  "c.yaml:7:9: timeouts.idle: \"1441m\": must be between 1s and 24h\n"
+	  "c.yaml:8:12: timeouts.connect: \"601\": must be between 1s and 10m\n"),
+	BAD("timeout_overflow",
+	  HEAD "timeouts:\n  idle: 99999999999999999999999h\n  login: 4294967296\n",
+	  "c.yaml:6:9: timeouts.idle: \"99999999999999999999999h\": must be between 1s and 24h\n"
+	  "c.yaml:7:10: timeouts.login: \"4294967296\": must be between 1s and 1h\n"),
+	BAD("timeout_syntax",
+	  HEAD "timeouts:\n  login: 30x\n  idle: -5\n  connect: 1.5m\n",
+	  "c.yaml:6:10: timeouts.login: \"30x\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"
+	  "c.yaml:7:9: timeouts.idle: \"-5\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"
+	  "c.yaml:8:12: timeouts.connect: \"1.5m\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"),
+	BAD("timeout_suffix_only",
+	  HEAD "timeouts: { idle: m, login: 5ms }\n",
+	  "c.yaml:5:19: timeouts.idle: \"m\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"
+	  "c.yaml:5:29: timeouts.login: \"5ms\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"),
+	BAD("timeouts_sequence",
+	  HEAD "timeouts: [60]\n",
+	  "c.yaml:5:11: timeouts: expected a mapping, got a sequence\n"),
+	BAD("timeouts_unknown",
+	  HEAD "timeouts: { idel: 60 }\n",
+	  "c.yaml:5:13: timeouts: unknown key \"idel\" (did you mean \"idle\"?)\n"),
+	BAD("provider_no_endpoints",
+	  HEAD "providers:\n  acme:\n    ca_file: ca.pem\n",
+	  "c.yaml:7:5: providers.acme: at least one of imap, pop3 or smtp is required\n"),
+	BAD("provider_empty_mapping",
+	  HEAD "providers: { acme: {} }\n",
+	  "c.yaml:5:20: providers.acme: at least one of imap, pop3 or smtp is required\n"),
+	BAD("provider_null",
+	  HEAD "providers:\n  acme:\n",
+	  "c.yaml:6:3: providers.acme: expected a mapping, got an empty value\n"),
+	BAD("providers_sequence",
+	  HEAD "providers:\n  - acme\n",
+	  "c.yaml:6:3: providers: expected a mapping, got a sequence\n"),
+	BAD("provider_unknown_key",
+	  HEAD "providers:\n  acme:\n    imap: { host: a, port: 1 }\n    cafile: x.pem\n    pop: {}\n",
+	  "c.yaml:8:5: providers.acme: unknown key \"cafile\" (did you mean \"ca_file\"?)\n"
+	  "c.yaml:9:5: providers.acme: unknown key \"pop\" (did you mean \"pop3\"?)\n"),
+	BAD("endpoint_missing_host_port",
+	  HEAD "providers:\n  acme:\n    imap: { tls: starttls }\n    smtp: {}\n",
+	  "c.yaml:7:11: providers.acme.imap: missing required key \"host\"\n"
+	  "c.yaml:7:11: providers.acme.imap: missing required key \"port\"\n"
+	  "c.yaml:8:11: providers.acme.smtp: missing required key \"host\"\n"
+	  "c.yaml:8:11: providers.acme.smtp: missing required key \"port\"\n"),
+	BAD("endpoint_scalar",
+	  HEAD "providers:\n  acme:\n    imap: imap.acme.example:993\n",
+	  "c.yaml:7:11: providers.acme.imap: expected a mapping, got \"imap.acme.example:993\"\n"),
+	BAD("endpoint_bad_port",
+	  HEAD "providers:\n  acme:\n    imap: { host: a, port: 0 }\n    pop3: { host: a, port: 65536 }\n"
+	  "    smtp: { host: a, port: 99999999999999999999999 }\n",
+	  "c.yaml:7:28: providers.acme.imap.port: \"0\": expected a port number from 1 to 65535\n"
+	  "c.yaml:8:28: providers.acme.pop3.port: \"65536\": expected a port number from 1 to 65535\n"
+	  "c.yaml:9:28: providers.acme.smtp.port: \"99999999999999999999999\": expected a port number "
+	  "from 1 to 65535\n"),
+	BAD("endpoint_bad_tls",
+	  HEAD "providers:\n  acme:\n    smtp: { host: a, port: 25, tls: plain }\n",
+	  "c.yaml:7:37: providers.acme.smtp.tls: \"plain\": expected implicit or starttls\n"),
+	BAD("endpoint_bad_host",
+	  HEAD "providers:\n  acme:\n    imap: { host: \"imap acme\", port: 993 }\n"
+	  "    pop3: { host: \"\", port: 995 }\n    smtp: { host: \"a\\tb\", port: 465 }\n",
+	  "c.yaml:7:19: providers.acme.imap.host: \"imap acme\": a host name must not contain spaces\n"
+	  "c.yaml:8:19: providers.acme.pop3.host: must not be empty\n"
+	  "c.yaml:9:19: providers.acme.smtp.host: \"a\\x09b\": a host name must not contain spaces\n"),
+	BAD("endpoint_host_too_long",
+	  HEAD "providers:\n  acme:\n    imap: { port: 993, host: "
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "0123456789012345678901234567890123456789012345678901234567890123 }\n",
+	  "c.yaml:7:30: providers.acme.imap.host: "
+	  "\"0123456789012345678901234567890123456789012345678901234567890123...\": "
+	  "too long for a host name (at most 255 bytes)\n"),
+	BAD("provider_bad_names",
+	  HEAD "providers:\n  \"acme mail\": { imap: { host: a } }\n"
+	  "  \"\": { imap: { host: a, port: 1 } }\n"
+	  "  0123456789012345678901234567890123456789012345678901234567890123: { imap: { host: a, port: 1 } }\n"
+	  "  caf\xc3\xa9: { imap: { host: a, port: 1 } }\n",
+	  "c.yaml:6:3: providers: \"acme mail\": invalid provider name (1 to 63 letters, digits, '_', '.' or '-')\n"
+	  "c.yaml:6:24: providers.\"acme mail\".imap: missing required key \"port\"\n"
+	  "c.yaml:7:3: providers: \"\": invalid provider name (1 to 63 letters, digits, '_', '.' or '-')\n"
+	  "c.yaml:8:3: providers: \"0123456789012345678901234567890123456789012345678901234567890123\": "
+	  "invalid provider name (1 to 63 letters, digits, '_', '.' or '-')\n"
+	  "c.yaml:9:3: providers: \"caf\xc3\xa9\": invalid provider name (1 to 63 letters, digits, '_', '.' or '-')\n"),
+	BAD("duplicate_provider",
+	  HEAD "providers:\n  acme: { imap: { host: a, port: 1 } }\n  acme: { imap: { host: b } }\n",
+	  "c.yaml:7:3: providers: duplicate provider \"acme\" (first defined at c.yaml:6:3)\n"
+	  "c.yaml:7:17: providers.acme.imap: missing required key \"port\"\n"),
+	BAD("include_missing",
+	  HEAD "include:\n  - providers.yaml\n  - sub/nope.yaml\n",
+	  "c.yaml:6:5: include[0]: providers.yaml: No such file or directory\n"
+	  "c.yaml:7:5: include[1]: sub/nope.yaml: No such file or directory\n"),
+	BAD("include_scalar",
+	  HEAD "include: providers.yaml\n",
+	  "c.yaml:5:10: include: expected a sequence, got \"providers.yaml\"\n"),
+	BAD("include_empty_item",
+	  HEAD "include: [ \"\", [x] ]\n",
+	  "c.yaml:5:12: include[0]: must not be empty\n"
+	  "c.yaml:5:16: include[1]: expected a scalar, got a sequence\n"),
+	BAD("include_directory",
+	  HEAD "include: [ /tmp ]\n",
+	  "c.yaml:5:12: include[0]: /tmp: Is a directory\n"),
+	BAD2("include_not_providers",
+	  HEAD "include: [ inc.yaml ]\n",
+	  "inc.yaml:1:1: \"listen\" is not allowed in an included file (only \"providers\" is)\n"
+	  "inc.yaml:2:1: \"include\" is not allowed in an included file (only \"providers\" is)\n"
+	  "inc.yaml:3:1: unknown key \"provider\" (did you mean \"providers\"?)\n",
+	  "inc.yaml",
+	  "listen: []\ninclude: [ other.yaml ]\nprovider: {}\n"),
+	BAD2("include_duplicate_provider",
+	  HEAD "providers:\n  acme: { imap: { host: a, port: 1 } }\ninclude: [ inc.yaml ]\n",
+	  "inc.yaml:3:3: providers: duplicate provider \"acme\" (first defined at c.yaml:6:3)\n",
+	  "inc.yaml",
+	  "providers:\n  other: { imap: { host: a, port: 1 } }\n  acme: { smtp: { host: a, port: 1 } }\n"),
+	BAD2("include_syntax_error",
+	  HEAD "include: [ inc.yaml ]\nproviders: { a: { imap: { host: a, port: 0 } } }\n",
+	  "c.yaml:6:42: providers.a.imap.port: \"0\": expected a port number from 1 to 65535\n"
+	  "inc.yaml:2:3: syntax error: did not find expected key (while parsing a block mapping at 1:1)\n",
+	  "inc.yaml",
+	  "providers: {}\n  x: 1\n"),
+	BAD("many_problems_in_line_order",
+	  "providers:\n  a: { imap: { host: a, port: 1 } }\n"
+	  "listen:\n  - { protocol: ftp, address: \"1.2.3.4\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem, key: k.pem }\n"
+	  "timeouts: { login: 0 }\n",
+	  "c.yaml:1:1: missing required key \"store\"\n"
+	  "c.yaml:4:17: listen[0].protocol: \"ftp\": expected imap, pop3 or smtp\n"
+	  "c.yaml:4:31: listen[0].address: \"1.2.3.4\": missing \":port\"\n"
+	  "c.yaml:5:40: tls: duplicate key \"key\" (first at line 5)\n"
+	  "c.yaml:6:20: timeouts.login: \"0\": must be between 1s and 1h\n"),
+};
+
+static void
+test_bad(void **state)
+{
+	const struct bad_case *c = *state;
+
+	put("c.yaml", c->yaml);
+	if (c->extra_name != NULL)
+		put(c->extra_name, c->extra_yaml);
+	assert_string_equal(load_bad("c.yaml"), c->expected);
+}
+
+/* A main file that cannot be read has no position to give. */
+static void
+test_bad_main_file(void **state)
+{
+	(void)state;
+	assert_string_equal(load_bad("nope.yaml"), "nope.yaml: No such file or directory\n");
+	assert_string_equal(load_bad("/"), "/: Is a directory\n");
+	assert_string_equal(load_bad("/dev/null"),
+	    "/dev/null: not a regular file\n");
+}
+
+/*
+ * The other exported helpers
+ */
+
+static void
+test_diag(void **state)
+{
+	struct mg_diag d = { 0 };
+
+	(void)state;
+	mg_diag_add(&d, "f.yaml", 3, 7, "bad %s: %d", "thing", 42);
+	mg_diag_add(&d, "f.yaml", 0, 0, "whole file");
+	mg_diag_add(&d, NULL, 0, 0, "no file");
+	assert_int_equal(d.count, 3);
+	assert_string_equal(d.text, "f.yaml:3:7: bad thing: 42\nf.yaml: whole file\nno file\n");
+	assert_int_equal(d.len, strlen(d.text));
+	mg_diag_free(&d);
+	assert_null(d.text);
+	assert_int_equal(d.len, 0);
+	assert_int_equal(d.count, 0);
+	mg_diag_free(&d);
+}
+
+static void
+test_proto_name(void **state)
+{
+	(void)state;
+	assert_string_equal(mg_proto_name(MG_PROTO_IMAP), "imap");
+	assert_string_equal(mg_proto_name(MG_PROTO_POP3), "pop3");
+	assert_string_equal(mg_proto_name(MG_PROTO_SMTP), "smtp");
+	assert_string_equal(mg_proto_name(MG_PROTO_COUNT), "?");
+	mg_config_free(NULL);
+}
+
+/* Loading appends to what the caller's diag already holds. */
+static void
+test_diag_appends(void **state)
+{
+	struct mg_diag	 d = { 0 };
+	struct mg_config *cfg;
+
+	(void)state;
+	put("c.yaml", HEAD "x: 1\n");
+	mg_diag_add(&d, "earlier", 1, 1, "line");
+	assert_int_equal(mg_config_load("c.yaml", &cfg, &d), -1);
+	assert_int_equal(d.count, 2);
+	assert_string_equal(d.text, "earlier:1:1: line\nc.yaml:5:1: unknown key \"x\"\n");
+	mg_diag_free(&d);
+}
+
+/*
+ * mg_config_check_files() with real files
+ */
+
+/* A fresh P-256 key. */
+static EVP_PKEY *
+make_key(void)
+{
+	EVP_PKEY *k;
+
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	return k;
+}
+
+/* A self-signed certificate for key, valid for a day. */
+static X509 *
+make_cert(EVP_PKEY *key)
+{
+	X509	*x;
+	X509_NAME *name;
+
+	assert_non_null(x = X509_new());
+	assert_int_equal(X509_set_version(x, 2), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+	name = X509_get_subject_name(x);
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"mailgate test", -1, -1, 0), 1);
+	assert_int_equal(X509_set_issuer_name(x, name), 1);
+	assert_int_equal(X509_set_pubkey(x, key), 1);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	return x;
+}
+
+static void
+write_key(const char *path, EVP_PKEY *k, const char *pass)
+{
+	FILE	*fp;
+
+	assert_non_null(fp = fopen(path, "w"));
+	if (pass != NULL)
+		assert_int_equal(PEM_write_PrivateKey(fp, k, EVP_aes_256_cbc(),
+		    (const unsigned char *)pass, (int)strlen(pass), NULL, NULL), 1);
+	else
+		assert_int_equal(PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL), 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+write_cert(const char *path, X509 *x)
+{
+	FILE	*fp;
+
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(PEM_write_X509(fp, x), 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/*
+ * Makes pki/: cert.pem with its key.pem, other.pem (another key),
+ * enc.pem (key.pem under a passphrase), master.key and notpem.txt.
+ */
+static void
+make_pki(void)
+{
+	EVP_PKEY *key, *other;
+	X509	*cert;
+
+	assert_int_equal(mkdir("pki", 0755), 0);
+	key = make_key();
+	other = make_key();
+	cert = make_cert(key);
+	write_key("pki/key.pem", key, NULL);
+	write_key("pki/other.pem", other, NULL);
+	write_key("pki/enc.pem", key, "secret");
+	write_cert("pki/cert.pem", cert);
+	put("pki/master.key", "0123456789abcdef0123456789abcdef");
+	put("pki/notpem.txt", "just text\n");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(other);
+}
+
+/* Loads a config naming the given files and returns what the check says. */
+static const char *
+check_files(const char *cert, const char *key, const char *sqlite, const char *master,
+    const char *ca, int *nproblems)
+{
+	struct mg_diag	 d = { 0 };
+	struct mg_config *cfg;
+	char		 yaml[2048];
+
+	snprintf(yaml, sizeof(yaml),
+	    "listen:\n"
+	    "  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	    "tls:\n"
+	    "  certificate: %s\n"
+	    "  key: %s\n"
+	    "store:\n"
+	    "  sqlite: %s\n"
+	    "  master_key: %s\n"
+	    "providers:\n"
+	    "  acme: { imap: { host: a, port: 1 }, ca_file: %s }\n"
+	    "  plain: { imap: { host: a, port: 1 } }\n",
+	    cert, key, sqlite, master, ca);
+	put("etc/c.yaml", yaml);
+	cfg = load_ok("etc/c.yaml");
+	*nproblems = mg_config_check_files(cfg, &d);
+	assert_int_equal(*nproblems, d.count);
+	snprintf(last_diag, sizeof(last_diag), "%s", d.text != NULL ? d.text : "");
+	mg_diag_free(&d);
+	mg_config_free(cfg);
+	return last_diag;
+}
+
+static void
+test_check_files_ok(void **state)
+{
+	char	 abs[128];
+	int	 n;
+
+	(void)state;
+	make_pki();
+	assert_string_equal(check_files("../pki/cert.pem", "../pki/key.pem", "../pki/store.db",
+	    "../pki/master.key", "../pki/cert.pem", &n), "");
+	assert_int_equal(n, 0);
+
+	/* Absolute paths, and a database that already exists. */
+	put("pki/store.db", "");
+	snprintf(abs, sizeof(abs), "%s/pki/cert.pem", test_tmp);
+	assert_string_equal(check_files(abs, "../pki/key.pem", "../pki/store.db", "../pki/master.key",
+	    abs, &n), "");
+	assert_int_equal(n, 0);
+}
+
+static void
+test_check_files_missing(void **state)
+{
+	int	 n;
+
+	(void)state;
+	make_pki();
+	assert_string_equal(check_files("nope.pem", "/nonexistent/key.pem", "../nodir/store.db",
+	    "../pki/nope.key", "ca/nope.pem", &n),
+	    "etc/c.yaml:4:16: tls.certificate: etc/nope.pem: No such file or directory\n"
+	    "etc/c.yaml:5:8: tls.key: /nonexistent/key.pem: No such file or directory\n"
+	    "etc/c.yaml:7:11: store.sqlite: etc/../nodir: No such file or directory\n"
+	    "etc/c.yaml:8:15: store.master_key: etc/../pki/nope.key: No such file or directory\n"
+	    "etc/c.yaml:10:48: providers.acme.ca_file: etc/ca/nope.pem: No such file or directory\n");
+	assert_int_equal(n, 5);
+}
+
+static void
+test_check_files_mismatch(void **state)
+{
+	int	 n;
+
+	(void)state;
+	make_pki();
+	assert_string_equal(check_files("../pki/cert.pem", "../pki/other.pem", "../pki/store.db",
+	    "../pki/master.key", "../pki/cert.pem", &n),
+	    "etc/c.yaml:5:8: tls.key: etc/../pki/other.pem: does not match the certificate in "
+	    "etc/../pki/cert.pem\n");
+	assert_int_equal(n, 1);
+}
+
+static void
+test_check_files_not_pem(void **state)
+{
+	int	 n;
+
+	(void)state;
+	make_pki();
+	/* A key is not a certificate, text is neither, and a directory is not a file. */
+	assert_string_equal(check_files("../pki/key.pem", "../pki/notpem.txt", "../pki/master.key/x.db",
+	    "../pki", "../pki/notpem.txt", &n),
+	    "etc/c.yaml:4:16: tls.certificate: etc/../pki/key.pem: no PEM certificate found\n"
+	    "etc/c.yaml:5:8: tls.key: etc/../pki/notpem.txt: no PEM private key found\n"
+	    "etc/c.yaml:7:11: store.sqlite: etc/../pki/master.key: Not a directory\n"
+	    "etc/c.yaml:8:15: store.master_key: etc/../pki: not a regular file\n"
+	    "etc/c.yaml:10:48: providers.acme.ca_file: etc/../pki/notpem.txt: no PEM certificate found\n");
+	assert_int_equal(n, 5);
+
+	assert_string_equal(check_files("../pki", "../pki/enc.pem", "../pki",
+	    "../pki/master.key", "../pki/other.pem", &n),
+	    "etc/c.yaml:4:16: tls.certificate: etc/../pki: Is a directory\n"
+	    "etc/c.yaml:5:8: tls.key: etc/../pki/enc.pem: the key is encrypted; mailgate needs it "
+	    "without a passphrase\n"
+	    "etc/c.yaml:7:11: store.sqlite: etc/../pki: not a regular file\n"
+	    "etc/c.yaml:10:48: providers.acme.ca_file: etc/../pki/other.pem: no PEM certificate found\n");
+	assert_int_equal(n, 4);
+}
+
+/* A file without read permission; meaningless for root, who reads anything. */
+static void
+test_check_files_unreadable(void **state)
+{
+	int	 n;
+
+	(void)state;
+	if (geteuid() == 0)
+		skip();
+	make_pki();
+	assert_int_equal(chmod("pki/key.pem", 0), 0);
+	assert_string_equal(check_files("../pki/cert.pem", "../pki/key.pem", "../pki/store.db",
+	    "../pki/master.key", "../pki/cert.pem", &n),
+	    "etc/c.yaml:5:8: tls.key: etc/../pki/key.pem: Permission denied\n");
+	assert_int_equal(n, 1);
+}
+
+int
+main(void)
+{
+	static const struct CMUnitTest fixed[] = {
+		cmocka_unit_test_setup_teardown(test_good_block, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_flow, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_no_dir, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_include, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_timeouts, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_edges, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_main_file, test_setup, test_teardown),
+		cmocka_unit_test(test_diag),
+		cmocka_unit_test(test_proto_name),
+		cmocka_unit_test_setup_teardown(test_diag_appends, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_ok, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_missing, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_mismatch, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_not_pem, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_unreadable, test_setup, test_teardown),
+	};
+	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]), NBAD = sizeof(bad_cases) / sizeof(bad_cases[0]) };
+	static struct CMUnitTest tests[NFIXED + NBAD];
+	size_t	 i;
+
+	/* One test per bad case, named after it, so a failure says which. */
+	memcpy(tests, fixed, sizeof(fixed));
+	for (i = 0; i < NBAD; i++) {
+		tests[NFIXED + i].name = bad_cases[i].name;
+		tests[NFIXED + i].test_func = test_bad;
+		tests[NFIXED + i].setup_func = test_setup;
+		tests[NFIXED + i].teardown_func = test_teardown;
+		tests[NFIXED + i].initial_state = (void *)(uintptr_t)&bad_cases[i];
+	}
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
