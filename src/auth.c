@@ -115,6 +115,14 @@ auth_work_cb(uv_work_t *w)
 		goto out;
 	}
 	a->res.secret_len = (size_t)n;
+	/* A secret goes into protocol lines upstream: it may never end one early. */
+	if (memchr(a->res.secret, '\r', (size_t)n) != NULL || memchr(a->res.secret, '\n', (size_t)n) != NULL ||
+	    memchr(a->res.secret, '\0', (size_t)n) != NULL) {
+		OPENSSL_cleanse(a->res.secret, sizeof(a->res.secret));
+		a->res.secret_len = 0;
+		auth_tempfail(a, "the stored secret is unusable");
+		goto out;
+	}
 	a->res.kind = acct->kind;
 	a->res.status = MG_AUTH_OK;
 	snprintf(a->res.reason, sizeof(a->res.reason), "ok");

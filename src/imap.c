@@ -17,10 +17,9 @@
 
 #include <openssl/crypto.h>
 
-#include "auth.h"
 #include "log.h"
+#include "login.h"
 #include "parse_imap.h"
-#include "sasl.h"
 #include "session.h"
 #include "upstream.h"
 
@@ -44,6 +43,7 @@ const struct mg_front_ops mg_imap_front = {
 	.start = imap_start,
 	.on_read = imap_read,
 	.free = imap_free,
+	.timeout_msg = "* BYE Autologout; idle for too long\r\n",
 };
 
 /* What the gateway itself offers before login (after login the provider's list is shown). */
@@ -89,143 +89,64 @@ imap_wipe(struct mg_session *s, struct imap_front *f)
 }
 
 static void
-imap_log_login(struct mg_session *s, const char *user, size_t ulen, const char *result, const char *reason)
+imap_reply_fail(struct mg_session *s)
 {
-	char esc[160];
+	struct imap_front *f = s->front;
 
-	mg_log_escape(user, ulen, esc, sizeof(esc));
-	mg_log_info(s->id, "imap login user=\"%s\" provider=%s client=%s result=%s reason=\"%s\"", esc,
-	    s->provider[0] ? s->provider : "-", s->peer, result, reason);
+	(void)mg_conn_printf(&s->client, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", f->tag);
+	if (++f->failures >= IMAP_MAX_FAILURES) {
+		(void)mg_conn_printf(&s->client, "* BYE Too many authentication failures\r\n");
+		mg_session_close_after_flush(s, "too many authentication failures");
+	}
 }
 
-/* Back to reading commands after a login attempt that did not end in the relay. */
+/* RFC 5530 UNAVAILABLE: the fault is not the device's password. */
 static void
-imap_resume(struct mg_session *s)
+imap_reply_tempfail(struct mg_session *s, const char *reason)
 {
-	s->state = MG_SS_PRELOGIN;
-	s->provider[0] = '\0';
-	mg_conn_resume(&s->client);
+	struct imap_front *f = s->front;
+
+	(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] %s\r\n", f->tag, reason);
 }
 
+/* The device's own tag, and the provider's capabilities, which are what it now talks to. */
 static void
-imap_upstream_done(struct mg_session *s, int status, const char *reason)
+imap_reply_ok(struct mg_session *s)
 {
 	struct imap_front	*f = s->front;
-	const char		*caps;
+	const char		*caps = s->up->caps;
 
-	if (s->closing)
-		return;
-	if (status != 0) {
-		imap_log_login(s, s->user, strlen(s->user), "tempfail", reason);
-		/* RFC 5530 UNAVAILABLE: the fault is not the device's password. */
-		(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] %s\r\n", f->tag, reason);
-		imap_resume(s);
-		return;
-	}
-	imap_log_login(s, s->user, strlen(s->user), "ok", "ok");
-	caps = s->up->caps;
 	if (caps[0] != '\0')
 		(void)mg_conn_printf(&s->client, "%s OK [CAPABILITY %s] Logged in\r\n", f->tag, caps);
 	else
 		(void)mg_conn_printf(&s->client, "%s OK Logged in\r\n", f->tag);
 	/* The front end's buffers are not needed any more: idle sessions stay small. */
 	imap_free(s);
-	mg_session_relay(s);
 }
 
-static void
-imap_auth_done(struct mg_session *s, struct mg_auth_result *r)
-{
-	struct imap_front *f = s->front;
+static const struct mg_login_replies imap_replies = {
+	.fail = imap_reply_fail,
+	.tempfail = imap_reply_tempfail,
+	.ok = imap_reply_ok,
+};
 
-	switch (r->status) {
-	case MG_AUTH_FAIL:
-		imap_log_login(s, s->user, strlen(s->user), "fail", r->reason);
-		(void)mg_conn_printf(&s->client, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
-		    f->tag);
-		if (++f->failures >= IMAP_MAX_FAILURES) {
-			(void)mg_conn_printf(&s->client, "* BYE Too many authentication failures\r\n");
-			mg_session_close_after_flush(s, "too many authentication failures");
-			return;
-		}
-		imap_resume(s);
-		return;
-	case MG_AUTH_TEMPFAIL:
-		snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
-		imap_log_login(s, s->user, strlen(s->user), "tempfail", r->reason);
-		(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] %s\r\n", f->tag, r->reason);
-		imap_resume(s);
-		return;
-	case MG_AUTH_OK:
-		break;
-	}
-	snprintf(s->user, sizeof(s->user), "%s", r->user);
-	snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
-	s->state = MG_SS_UPSTREAM;
-	if (mg_upstream_start(s, MG_PROTO_IMAP, r, imap_upstream_done) == -1)
-		imap_upstream_done(s, -1, "cannot reach the provider");
-}
-
-/* Hands a credential to the thread pool; the device waits (paused) for the answer. */
-static void
-imap_login(struct mg_session *s, struct imap_front *f, const char *user, size_t ulen,
-    const char *pass, size_t plen)
-{
-	size_t n = ulen < sizeof(s->user) - 1 ? ulen : sizeof(s->user) - 1;
-
-	memcpy(s->user, user, n);
-	s->user[n] = '\0';
-	mg_conn_pause(&s->client);
-	s->state = MG_SS_AUTH;
-	if (mg_auth_start(s, MG_PROTO_IMAP, user, ulen, pass, plen, imap_auth_done) == -1) {
-		if (ulen == 0 || ulen >= MG_NAME_MAX || plen >= MG_NAME_MAX ||
-		    memchr(user, '\0', ulen) != NULL || memchr(pass, '\0', plen) != NULL) {
-			/* Not a name or password the store can hold: simply wrong. */
-			imap_log_login(s, user, ulen, "fail", "malformed credentials");
-			(void)mg_conn_printf(&s->client, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
-			    f->tag);
-		} else {
-			imap_log_login(s, user, ulen, "tempfail", "cannot queue the check");
-			(void)mg_conn_printf(&s->client, "%s NO [UNAVAILABLE] Try again later\r\n", f->tag);
-		}
-		imap_resume(s);
-	}
-}
-
-/* A decoded SASL PLAIN response (RFC 4616). */
 static void
 imap_sasl_plain(struct mg_session *s, struct imap_front *f, const char *b64, size_t len)
 {
-	uint8_t			dec[1024];
-	struct mg_sasl_plain	pl;
-	long			n;
-
-	if (len == 1 && b64[0] == '*') {
+	switch (mg_login_sasl_plain(s, b64, len, &imap_replies)) {
+	case MG_SASL_STARTED:
+		break;
+	case MG_SASL_CANCELLED:
 		(void)mg_conn_printf(&s->client, "%s BAD AUTHENTICATE cancelled\r\n", f->tag);
-		return;
-	}
-	if (len == 1 && b64[0] == '=')
-		len = 0;	/* RFC 4959: "=" is an empty response */
-	n = mg_base64_decode(b64, len, dec, sizeof(dec));
-	if (n < 0) {
-		(void)mg_conn_printf(&s->client, "%s BAD Invalid base64 in AUTHENTICATE response\r\n", f->tag);
-		return;
-	}
-	if (mg_sasl_plain_parse(dec, (size_t)n, &pl) == -1) {
-		OPENSSL_cleanse(dec, sizeof(dec));
-		(void)mg_conn_printf(&s->client, "%s BAD Malformed PLAIN response\r\n", f->tag);
-		return;
-	}
-	if (pl.authzid_len > 0 &&
-	    (pl.authzid_len != pl.authcid_len || memcmp(pl.authzid, pl.authcid, pl.authcid_len) != 0)) {
-		/* Acting as another user is not something the gateway offers. */
-		OPENSSL_cleanse(dec, sizeof(dec));
+		break;
+	case MG_SASL_MALFORMED:
+		(void)mg_conn_printf(&s->client, "%s BAD Malformed AUTHENTICATE PLAIN response\r\n", f->tag);
+		break;
+	case MG_SASL_AUTHZID:
 		(void)mg_conn_printf(&s->client, "%s NO [AUTHORIZATIONFAILED] Authorization identity refused\r\n",
 		    f->tag);
-		return;
+		break;
 	}
-	imap_login(s, f, pl.authcid, pl.authcid_len, pl.passwd, pl.passwd_len);
-	OPENSSL_cleanse(dec, sizeof(dec));
 }
 
 static int
@@ -283,7 +204,8 @@ imap_command(struct mg_session *s, struct imap_front *f)
 			(void)mg_conn_printf(&s->client, "%s BAD LOGIN takes a user name and a password\r\n", tag);
 			return;
 		}
-		imap_login(s, f, cmd->args[0].p, cmd->args[0].len, cmd->args[1].p, cmd->args[1].len);
+		mg_login_start(s, cmd->args[0].p, cmd->args[0].len, cmd->args[1].p, cmd->args[1].len,
+		    &imap_replies);
 	} else if (strcmp(name, "AUTHENTICATE") == 0) {
 		if (imap_tls_required(s, f))
 			return;
@@ -315,7 +237,8 @@ imap_read(struct mg_session *s)
 	size_t			 cons, ll;
 	int			 lr;
 
-	while (!s->closing && s->state == MG_SS_PRELOGIN && !c->paused && c->in_len > 0) {
+	while (!s->closing && !s->close_after_flush && s->state == MG_SS_PRELOGIN && !c->paused &&
+	    c->in_len > 0) {
 		if (f->sasl_wait) {
 			lr = mg_line_find(c->in, c->in_len, IMAP_LINE_MAX, &ll, &cons);
 			if (lr == 0)

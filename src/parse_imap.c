@@ -259,17 +259,21 @@ enum mg_imap_result
 mg_imap_parse(struct mg_imap_parser *p, const uint8_t *data, size_t len,
     size_t *consumed)
 {
-	const uint8_t		*pos = data, *last = data + len;
+	const uint8_t		*pos, *last;
 	enum mg_imap_result	 rc = MG_IMAP_AGAIN;
 	struct mg_imap_arg	*arg;
 	size_t			 n;
 	int			 state = p->state, sync;
 	unsigned int		 c, d;
 
-	if (state == sw_dead) {
-		*consumed = 0;
+	*consumed = 0;
+	if (state == sw_dead)
 		return MG_IMAP_INVALID;
-	}
+	/* data may be NULL when len is 0, and NULL + 0 is undefined. */
+	if (len == 0)
+		return MG_IMAP_AGAIN;
+	pos = data;
+	last = data + len;
 
 	while (pos < last) {
 		/* Literal data is copied in bulk and not counted as line. */
@@ -541,7 +545,7 @@ again:
 
 		case sw_skip:
 			if (c == '\n') {
-				rc = MG_IMAP_INVALID;
+				rc = imap_cmd_done(p);
 				state = sw_start;
 				goto done;
 			}
@@ -594,7 +598,7 @@ mg_imap_resp_parse(const char *line, size_t len, struct mg_imap_resp *r)
 		{ "BYE", MG_IMAP_ST_BYE },
 		{ "PREAUTH", MG_IMAP_ST_PREAUTH },
 	};
-	const char	*s, *end = line + len, *close;
+	const char	*s, *end, *close;
 	size_t		 i, n;
 
 	memset(r, 0, sizeof(*r));
@@ -602,6 +606,7 @@ mg_imap_resp_parse(const char *line, size_t len, struct mg_imap_resp *r)
 	if (len == 0 || memchr(line, '\0', len) != NULL ||
 	    memchr(line, '\r', len) != NULL || memchr(line, '\n', len) != NULL)
 		return -1;
+	end = line + len;
 
 	/* continue-req = "+" SP (resp-text / base64); "+" alone is common. */
 	if (line[0] == '+') {

@@ -139,12 +139,13 @@ mg_base64_encode(const uint8_t *in, size_t inlen, char *out, size_t outlen)
 int
 mg_sasl_plain_parse(const uint8_t *msg, size_t len, struct mg_sasl_plain *out)
 {
-	const uint8_t	*nul1, *nul2, *end = msg + len;
+	const uint8_t	*nul1, *nul2, *end;
 	size_t		 zlen, clen, plen;
 
 	memset(out, 0, sizeof(*out));
 	if (len == 0 || (nul1 = memchr(msg, '\0', len)) == NULL)
 		return -1;
+	end = msg + len;
 	nul2 = memchr(nul1 + 1, '\0', (size_t)(end - nul1 - 1));
 	if (nul2 == NULL ||
 	    memchr(nul2 + 1, '\0', (size_t)(end - nul2 - 1)) != NULL)

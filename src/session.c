@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -146,8 +147,8 @@ session_timer_cb(uv_timer_t *t)
 		mg_session_close(s, "idle timeout");
 		return;
 	}
-	if (s->state == MG_SS_PRELOGIN && s->lcfg->proto == MG_PROTO_IMAP)
-		(void)mg_conn_printf(&s->client, "* BYE Autologout; idle for too long\r\n");
+	if (s->state == MG_SS_PRELOGIN && s->ops->timeout_msg != NULL)
+		(void)mg_conn_write(&s->client, s->ops->timeout_msg, strlen(s->ops->timeout_msg));
 	mg_session_close_after_flush(s, "login timeout");
 }
 
@@ -182,7 +183,8 @@ gw_accept_cb(uv_stream_t *server, int status)
 		return;
 	s->gw = gw;
 	s->lcfg = l->cfg;
-	s->ops = &mg_imap_front;
+	s->ops = l->cfg->proto == MG_PROTO_POP3 ? &mg_pop3_front :
+	    l->cfg->proto == MG_PROTO_SMTP ? &mg_smtp_front : &mg_imap_front;
 	(void)mg_random(&s->id, sizeof(s->id));
 	if (s->id == 0)
 		s->id = 1;
@@ -424,6 +426,8 @@ gw_setup(struct mg_gateway *gw)
 	size_t			 i;
 	int			 r;
 
+	if (gethostname(gw->hostname, sizeof(gw->hostname) - 1) == -1 || gw->hostname[0] == '\0')
+		snprintf(gw->hostname, sizeof(gw->hostname), "mailgate");
 	if (mg_master_key_load(cfg->master_key.path, &gw->mkey, err, sizeof(err)) == -1) {
 		mg_log_err(0, "startup master_key=%s error=\"%s\"", cfg->master_key.path, err);
 		return -1;

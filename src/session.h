@@ -25,6 +25,7 @@
 
 struct mg_session;
 struct mg_upstream;
+struct mg_login_replies;
 
 struct mg_listener {
 	uv_tcp_t			 tcp;	/* the listening socket; tcp.data == this */
@@ -46,6 +47,7 @@ struct mg_gateway {
 	struct mg_session	*sessions;	/* all live sessions, for shutdown */
 	uint64_t		 nsessions;	/* live sessions */
 	int			 stopping;
+	char			 hostname[256];	/* for SMTP greetings */
 	char			 dummy_hash[MG_HASH_MAX];	/* verified for unknown users, so timing does not tell */
 };
 
@@ -55,6 +57,7 @@ struct mg_front_ops {
 	void		(*start)(struct mg_session *s);		/* the client is connected (and TLS done if implicit) */
 	void		(*on_read)(struct mg_session *s);	/* client input before relay */
 	void		(*free)(struct mg_session *s);		/* release front-end state */
+	const char	*timeout_msg;				/* sent when the login timeout expires */
 };
 
 enum mg_session_state {
@@ -71,6 +74,7 @@ struct mg_session {
 	const struct mg_listen_cfg	*lcfg;		/* the listener it came in on */
 	const struct mg_front_ops	*ops;
 	void				*front;		/* front-end state, owned via ops->free */
+	const struct mg_login_replies	*login;		/* how the front end answers a login (login.c) */
 	struct mg_session		*next, *prev;	/* gw->sessions list */
 
 	struct mg_conn			 client;	/* the device */
@@ -89,6 +93,7 @@ struct mg_session {
 	int				 up_eof;	/* relay: the provider finished sending */
 	char				 peer[64];	/* device address "ip:port" */
 	char				 user[MG_NAME_MAX];	/* gateway user once authenticated (or attempted) */
+	char				 helo[256];	/* SMTP: the device's EHLO name, used upstream too */
 	char				 provider[MG_NAME_MAX];	/* provider name once authenticated */
 	const char			*close_reason;	/* static text for the close log line */
 	uint64_t			 up_bytes_in;	/* bytes from the provider (kept after the upstream is gone) */
@@ -122,5 +127,7 @@ SSL_CTX *mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider,
     const struct mg_provider_cfg **pcfg);
 
 extern const struct mg_front_ops mg_imap_front;
+extern const struct mg_front_ops mg_pop3_front;
+extern const struct mg_front_ops mg_smtp_front;
 
 #endif

@@ -46,18 +46,8 @@ const struct mg_upstream_proto mg_up_imap = {
 static int
 up_imap_cmd(struct mg_upstream *u, const char *text)
 {
-	char	line[1400];
-	int	n, r;
-
 	snprintf(u->tag, sizeof(u->tag), "M%d", ++u->tagno);
-	n = snprintf(line, sizeof(line), "%s %s\r\n", u->tag, text);
-	if (n < 0 || (size_t)n >= sizeof(line)) {
-		OPENSSL_cleanse(line, sizeof(line));
-		return -1;
-	}
-	r = mg_conn_write(&u->conn, line, (size_t)n);
-	OPENSSL_cleanse(line, sizeof(line));
-	return r;
+	return mg_upstream_send(u, "%s %s\r\n", u->tag, text);
 }
 
 static void
@@ -180,10 +170,8 @@ up_imap_login(struct mg_upstream *u)
 	int	r;
 
 	/* Never a credential over a connection that is not verified TLS. */
-	if (!u->conn.tls_on || !u->conn.tls.done) {
-		mg_upstream_fail(u, "the provider connection is not protected by TLS");
+	if (!mg_upstream_may_send_secret(u))
 		return;
-	}
 	if (up_imap_has(u, "AUTH=PLAIN")) {
 		n = mg_sasl_plain_encode("", u->login, u->secret, b64, sizeof(b64));
 		if (n < 0) {
@@ -367,31 +355,5 @@ up_imap_line(struct mg_upstream *u, const char *line, size_t len)
 static void
 up_imap_read(struct mg_upstream *u)
 {
-	struct mg_conn	*c = &u->conn;
-	char		 line[MG_CONN_INBUF + 1];
-	size_t		 ll, cons;
-	int		 r;
-
-	while (u->phase == MG_UP_LOGIN && u->state != UI_TLS) {
-		r = mg_line_find(c->in, c->in_len, sizeof(c->in), &ll, &cons);
-		if (r == 0)
-			break;
-		if (r == -1) {
-			mg_upstream_fail(u, "the provider sent an overlong line");
-			return;
-		}
-		/*
-		 * Consume before acting: once logged in, whatever follows the
-		 * final line belongs to the device.
-		 */
-		memcpy(line, c->in, ll);
-		line[ll] = '\0';
-		mg_conn_consume(c, cons);
-		up_imap_line(u, line, ll);
-	}
-	if (u->phase == MG_UP_LOGIN && (c->eof || c->failed)) {
-		mg_log_warn(u->s->id, "upstream closed host=%s during=login error=\"%s\"", u->ep->host,
-		    c->failed ? c->error : "eof");
-		mg_upstream_fail(u, "the provider closed the connection");
-	}
+	mg_upstream_read_lines(u, up_imap_line);
 }

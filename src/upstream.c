@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "parse_imap.h"
 #include "session.h"
 
 static void	up_gai_cb(uv_getaddrinfo_t *, int, struct addrinfo *);
@@ -43,11 +44,7 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	u->ep = &pcfg->ep[proto];
 	u->ctx = ctx;
 	u->done = done;
-	u->proto = proto == MG_PROTO_IMAP ? &mg_up_imap : NULL;
-	if (u->proto == NULL) {
-		free(u);
-		return -1;
-	}
+	u->proto = proto == MG_PROTO_POP3 ? &mg_up_pop3 : proto == MG_PROTO_SMTP ? &mg_up_smtp : &mg_up_imap;
 	snprintf(u->login, sizeof(u->login), "%s", r->login);
 	if (r->secret_len >= sizeof(u->secret)) {
 		free(u);
@@ -172,6 +169,7 @@ up_connect_cb(struct mg_conn *c, int status)
 void
 mg_upstream_starttls(struct mg_upstream *u)
 {
+	u->tls_wait = 1;
 	if (mg_conn_starttls(&u->conn, u->ctx, 0, u->ep->host) == -1) {
 		mg_log_warn(u->s->id, "upstream tls addr=%s error=\"%s\"", u->addr, u->conn.error);
 		mg_upstream_fail(u, "TLS with the provider failed");
@@ -196,8 +194,10 @@ up_handshake_cb(struct mg_conn *c, int status)
 	if (u->phase == MG_UP_TLS) {
 		u->phase = MG_UP_LOGIN;
 		u->proto->connected(u);
-	} else
+	} else {
+		u->tls_wait = 0;
 		u->proto->tls_done(u);
+	}
 }
 
 static void
@@ -310,4 +310,59 @@ up_maybe_free(struct mg_upstream *u)
 	OPENSSL_cleanse(u, sizeof(*u));
 	free(u);
 	mg_session_unref(s);
+}
+
+void
+mg_upstream_read_lines(struct mg_upstream *u, mg_upstream_line_cb cb)
+{
+	struct mg_conn	*c = &u->conn;
+	char		 line[MG_CONN_INBUF + 1];
+	size_t		 ll, cons;
+	int		 r;
+
+	while (u->phase == MG_UP_LOGIN && !u->tls_wait) {
+		r = mg_line_find(c->in, c->in_len, sizeof(c->in), &ll, &cons);
+		if (r == 0)
+			break;
+		if (r == -1) {
+			mg_upstream_fail(u, "the provider sent an overlong line");
+			return;
+		}
+		memcpy(line, c->in, ll);
+		line[ll] = '\0';
+		mg_conn_consume(c, cons);
+		cb(u, line, ll);
+	}
+	if (u->phase == MG_UP_LOGIN && (c->eof || c->failed)) {
+		mg_log_warn(u->s->id, "upstream closed host=%s during=login error=\"%s\"", u->ep->host,
+		    c->failed ? c->error : "eof");
+		mg_upstream_fail(u, "the provider closed the connection");
+	}
+}
+
+int
+mg_upstream_send(struct mg_upstream *u, const char *fmt, ...)
+{
+	char	line[2048];
+	va_list	ap;
+	int	n, r = -1;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(line))
+		r = mg_conn_write(&u->conn, line, (size_t)n);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (r == -1)
+		mg_upstream_fail(u, "cannot write to the provider");
+	return r;
+}
+
+int
+mg_upstream_may_send_secret(struct mg_upstream *u)
+{
+	if (u->conn.tls_on && u->conn.tls.done && !u->tls_wait)
+		return 1;
+	mg_upstream_fail(u, "the provider connection is not protected by TLS");
+	return 0;
 }

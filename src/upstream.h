@@ -59,12 +59,15 @@ struct mg_upstream {
 	enum mg_up_phase		 phase;
 	int				 state;		/* the protocol's own state */
 	int				 gai_pending;	/* the name lookup has not called back */
-	int				 retrying;	/* the conn is closing to try the next address */
+	int				 retrying;
+	int				 tls_wait;	/* a STARTTLS handshake is under way */	/* the conn is closing to try the next address */
 	char				 addr[64];	/* the address connected to, for logs */
 	char				 login[MG_NAME_MAX];
 	char				 secret[MG_SECRET_MAX];	/* wiped after use */
 	size_t				 secret_len;
-	char				 caps[1024];	/* capabilities as last announced */
+	char				 caps[1024];	/* capabilities as last announced (SMTP: one EHLO line each) */
+	size_t				 caps_len;	/* POP3/SMTP: bytes collected in caps */
+	int				 ehlo_first;	/* SMTP: the next 250 line is the greeting line of EHLO */
 	int				 tagno;		/* IMAP: next tag number */
 	char				 tag[16];	/* IMAP: the tag awaited */
 	char				 out[1400];	/* login bytes still to send after "+" (secret: wiped) */
@@ -91,6 +94,26 @@ void mg_upstream_ready(struct mg_upstream *u);
 /* Starts a TLS handshake on the upstream (after STARTTLS's OK); tls_done follows. */
 void mg_upstream_starttls(struct mg_upstream *u);
 
+/* Handles one line (without CRLF) from the provider during the login. */
+typedef void (*mg_upstream_line_cb)(struct mg_upstream *u, const char *line, size_t len);
+
+/*
+ * Feeds each complete line of input to cb, consuming it first (so that
+ * whatever follows the final login reply stays for the device), until the
+ * login ends or a STARTTLS handshake begins. Fails the login on an overlong
+ * line, and on end of input or an error.
+ */
+void mg_upstream_read_lines(struct mg_upstream *u, mg_upstream_line_cb cb);
+
+/* Formats and sends one command line; the formatted copy is wiped. 0 ok, -1 (login failed). */
+int mg_upstream_send(struct mg_upstream *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Whether a credential may be written now: only on a TLS connection whose
+ * handshake completed with a verified certificate. Fails the login if not.
+ */
+int mg_upstream_may_send_secret(struct mg_upstream *u);
+
 /* Closes the upstream's handles; it frees itself afterwards. Safe to call twice. */
 void mg_upstream_close(struct mg_upstream *u);
 
@@ -98,5 +121,7 @@ void mg_upstream_close(struct mg_upstream *u);
 void mg_upstream_wipe(struct mg_upstream *u);
 
 extern const struct mg_upstream_proto mg_up_imap;
+extern const struct mg_upstream_proto mg_up_pop3;
+extern const struct mg_upstream_proto mg_up_smtp;
 
 #endif

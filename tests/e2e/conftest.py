@@ -80,6 +80,14 @@ def gateway(workdir, ca, dovecot, request):
         yield gw
     finally:
         gw.stop()
+    # A clean stop is part of every test module: SIGTERM must end the loop
+    # with no handle left open (mailgate exits 1 when uv_loop_close() fails),
+    # and a sanitizer build must have reported nothing, leaks included.
+    log = gw.log_text()
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "loop still had open handles"):
+        assert marker not in log, "gateway log has %r:\n%s" % (marker, harness.tail(log))
+    assert gw.proc.returncode == 0, "gateway exited with %s:\n%s" % (gw.proc.returncode,
+                                                                   harness.tail(log))
 
 
 @dataclass

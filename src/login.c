@@ -1,0 +1,134 @@
+/*
+ * login.c - see login.h.
+ */
+#include "login.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+#include "log.h"
+#include "sasl.h"
+#include "session.h"
+#include "upstream.h"
+
+static void	login_auth_done(struct mg_session *, struct mg_auth_result *);
+static void	login_upstream_done(struct mg_session *, int, const char *);
+
+static void
+login_log(struct mg_session *s, const char *result, const char *reason)
+{
+	char esc[160];
+
+	mg_log_escape(s->user, strlen(s->user), esc, sizeof(esc));
+	mg_log_info(s->id, "%s login user=\"%s\" provider=%s client=%s result=%s reason=\"%s\"",
+	    s->ops->name, esc, s->provider[0] ? s->provider : "-", s->peer, result, reason);
+}
+
+/* Back to reading commands, unless the reply closed the session. */
+static void
+login_resume(struct mg_session *s)
+{
+	if (s->closing || s->close_after_flush)
+		return;
+	s->state = MG_SS_PRELOGIN;
+	s->provider[0] = '\0';
+	mg_conn_resume(&s->client);
+}
+
+void
+mg_login_start(struct mg_session *s, const char *user, size_t ulen, const char *pass, size_t plen,
+    const struct mg_login_replies *replies)
+{
+	size_t n = ulen < sizeof(s->user) - 1 ? ulen : sizeof(s->user) - 1;
+
+	memcpy(s->user, user, n);
+	s->user[n] = '\0';
+	s->login = replies;
+	mg_conn_pause(&s->client);
+	s->state = MG_SS_AUTH;
+	if (mg_auth_start(s, s->lcfg->proto, user, ulen, pass, plen, login_auth_done) == 0)
+		return;
+	if (ulen == 0 || ulen >= MG_NAME_MAX || plen == 0 || plen >= MG_NAME_MAX ||
+	    memchr(user, '\0', ulen) != NULL || memchr(pass, '\0', plen) != NULL) {
+		/* Not a name or password the store can hold: simply wrong. */
+		login_log(s, "fail", "malformed credentials");
+		replies->fail(s);
+	} else {
+		login_log(s, "tempfail", "cannot queue the check");
+		replies->tempfail(s, "try again later");
+	}
+	login_resume(s);
+}
+
+static void
+login_auth_done(struct mg_session *s, struct mg_auth_result *r)
+{
+	switch (r->status) {
+	case MG_AUTH_FAIL:
+		login_log(s, "fail", r->reason);
+		s->login->fail(s);
+		login_resume(s);
+		return;
+	case MG_AUTH_TEMPFAIL:
+		snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
+		login_log(s, "tempfail", r->reason);
+		s->login->tempfail(s, r->reason);
+		login_resume(s);
+		return;
+	case MG_AUTH_OK:
+		break;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", r->user);
+	snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
+	s->state = MG_SS_UPSTREAM;
+	if (mg_upstream_start(s, s->lcfg->proto, r, login_upstream_done) == -1)
+		login_upstream_done(s, -1, "cannot reach the provider");
+}
+
+static void
+login_upstream_done(struct mg_session *s, int status, const char *reason)
+{
+	if (s->closing)
+		return;
+	if (status != 0) {
+		login_log(s, "tempfail", reason);
+		s->login->tempfail(s, reason);
+		login_resume(s);
+		return;
+	}
+	login_log(s, "ok", "ok");
+	s->login->ok(s);
+	if (!s->closing)
+		mg_session_relay(s);
+}
+
+enum mg_sasl_outcome
+mg_login_sasl_plain(struct mg_session *s, const char *b64, size_t len,
+    const struct mg_login_replies *replies)
+{
+	uint8_t			dec[1024];
+	struct mg_sasl_plain	pl;
+	long			n;
+	enum mg_sasl_outcome	out = MG_SASL_MALFORMED;
+
+	if (len == 1 && b64[0] == '*')
+		return MG_SASL_CANCELLED;
+	if (len == 1 && b64[0] == '=')
+		len = 0;
+	n = mg_base64_decode(b64, len, dec, sizeof(dec));
+	if (n < 0 || mg_sasl_plain_parse(dec, (size_t)n, &pl) == -1)
+		goto out;
+	if (pl.authzid_len > 0 &&
+	    (pl.authzid_len != pl.authcid_len || memcmp(pl.authzid, pl.authcid, pl.authcid_len) != 0)) {
+		/* Acting as another user is not something the gateway offers. */
+		out = MG_SASL_AUTHZID;
+		goto out;
+	}
+	mg_login_start(s, pl.authcid, pl.authcid_len, pl.passwd, pl.passwd_len, replies);
+	out = MG_SASL_STARTED;
+out:
+	OPENSSL_cleanse(dec, sizeof(dec));
+	return out;
+}
