@@ -268,7 +268,16 @@ imap_read(struct mg_session *s)
 				mg_session_close_after_flush(s, f->p.error);
 				return;
 			}
-			if (f->p.cmd.tag[0] != '\0')
+			if (f->p.cmd.tag[0] != '\0' && strcmp(f->p.cmd.name, "ID") == 0) {
+				/*
+				 * RFC 2971 ID takes a parenthesised list, which the
+				 * pre-login parser does not keep; the answer does not
+				 * depend on it.
+				 */
+				snprintf(f->tag, sizeof(f->tag), "%s", f->p.cmd.tag);
+				(void)mg_conn_printf(c, "* ID (\"name\" \"mailgate\")\r\n%s OK ID completed\r\n",
+				    f->tag);
+			} else if (f->p.cmd.tag[0] != '\0')
 				(void)mg_conn_printf(c, "%s BAD %s\r\n", f->p.cmd.tag, f->p.error);
 			else
 				(void)mg_conn_printf(c, "* BAD %s\r\n", f->p.error);

@@ -313,3 +313,46 @@ def test_retry_after_failure_on_same_connection(gateway):
         assert tagged.startswith(b"b OK"), c.dump()
     finally:
         c.close()
+
+
+def test_prelogin_commands_and_errors(gateway):
+    """ID (with a list or NIL), NOOP, unknown and malformed commands before login."""
+    c = gateway.raw("implicit")
+    try:
+        untagged, tagged = c.command("i1", 'ID ("name" "test-client" "version" "1")')
+        assert tagged.startswith(b"i1 OK"), tagged
+        assert untagged == [b'* ID ("name" "mailgate")\r\n'], untagged
+        untagged, tagged = c.command("i2", "ID NIL")
+        assert tagged.startswith(b"i2 OK") and untagged[0].startswith(b"* ID ("), (untagged, tagged)
+        _, tagged = c.command("n1", "NOOP")
+        assert tagged.startswith(b"n1 OK"), tagged
+        # A command of the authenticated state is refused, not relayed.
+        _, tagged = c.command("s1", "SELECT INBOX")
+        assert tagged.startswith(b"s1 BAD"), tagged
+        # A malformed one gets a tagged BAD and the session goes on.
+        _, tagged = c.command("q1", 'LOGIN "unterminated')
+        assert tagged.startswith(b"q1 BAD"), tagged
+        _, tagged = c.command("n2", "NOOP")
+        assert tagged.startswith(b"n2 OK"), tagged
+    finally:
+        c.close()
+
+
+def test_overlong_line_is_refused_and_closed(gateway):
+    c = gateway.raw("implicit")
+    try:
+        c.send(b"a LOGIN " + b"x" * 10000 + b"\r\n")
+        line = c.readline()
+        assert line.startswith(b"* BYE") and b"too long" in line, line
+        # The gateway closed the connection after saying why.
+        with pytest.raises(EOFError):
+            c.readline()
+    finally:
+        c.close()
+    # ... and keeps serving others.
+    c = gateway.raw("implicit")
+    try:
+        _, tagged = c.command("n", "NOOP")
+        assert tagged.startswith(b"n OK"), tagged
+    finally:
+        c.close()

@@ -405,6 +405,23 @@ test_literal_argbuf_full(void **state)
 	n += 2;
 	check_parse_whole(MG_IMAP_ARGBUF, MG_IMAP_ARGBUF, in, n,
 	    "INVALID@8207 tag=a fatal=0 arguments too long\n");
+
+	/* So do quoted strings, escaped bytes included. */
+	n = 13 + 8000 + 1;
+	in[n++] = '"';
+	memset(in + n, 'y', 190);
+	n += 190;
+	memcpy(in + n, "\\\"\"\r\n", 5);
+	n += 5;
+	check_parse_whole(MG_IMAP_ARGBUF, MG_IMAP_ARGBUF, in, n,
+	    "INVALID@8210 tag=a fatal=0 arguments too long\n");
+	memcpy(in + n - 5, "\"\r\n", 3);
+	n -= 2;
+	mg_imap_parser_init(&parser, MG_IMAP_ARGBUF, MG_IMAP_ARGBUF);
+	feed(&parser, in, n, NULL, 0, log_whole);
+	assert_true(strncmp(log_whole, "OK@8208 a X ", 12) == 0);
+	assert_int_equal(parser.cmd.args[1].type, MG_IMAP_QUOTED);
+	assert_int_equal(parser.cmd.args[1].len, 190);
 }
 
 static void
@@ -741,6 +758,26 @@ test_init_reset(void **state)
 	    8, &used), MG_IMAP_OK);
 	assert_string_equal(parser.cmd.tag, "b");
 	assert_string_equal(parser.cmd.name, "NOOP");
+}
+
+/* Empty input may come as NULL; nothing may do arithmetic on it. */
+static void
+test_null_empty(void **state)
+{
+	struct mg_imap_resp	r;
+	size_t			used = 99, ll;
+	char			out[4];
+
+	(void)state;
+	mg_imap_parser_init(&parser, LINE_MAX_DEF, LIT_MAX_DEF);
+	assert_int_equal(mg_imap_parse(&parser, NULL, 0, &used),
+	    MG_IMAP_AGAIN);
+	assert_int_equal(used, 0);
+	assert_int_equal(mg_line_find(NULL, 0, 10, &ll, &used), 0);
+	assert_int_equal(mg_imap_resp_parse(NULL, 0, &r), -1);
+	assert_int_equal(mg_imap_caps_has(NULL, 0, "IMAP4rev1"), 0);
+	assert_int_equal(mg_imap_quote(NULL, 0, out, sizeof(out)), 2);
+	assert_string_equal(out, "\"\"");
 }
 
 /* mg_line_find */
@@ -1091,6 +1128,7 @@ main(void)
 		cmocka_unit_test(test_authenticate_plain),
 		cmocka_unit_test(test_fatal_is_sticky),
 		cmocka_unit_test(test_init_reset),
+		cmocka_unit_test(test_null_empty),
 		cmocka_unit_test(test_line_find),
 		cmocka_unit_test(test_resp_untagged_status),
 		cmocka_unit_test(test_resp_untagged_data),

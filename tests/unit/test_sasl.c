@@ -146,6 +146,9 @@ test_b64_sizes(void **state)
 	assert_int_equal(mg_base64_decode("Zm8=", 4, out, 2), 2);
 	assert_int_equal(mg_base64_decode("Zm8=", 4, out, 1), -1);
 	assert_int_equal(mg_base64_decode("", 0, NULL, 0), 0);
+	assert_int_equal(mg_base64_decode(NULL, 0, NULL, 0), 0);
+	assert_int_equal(mg_base64_encode(NULL, 0, enc, 1), 0);
+	assert_string_equal(enc, "");
 
 	/* Encoding needs the encoded length and its NUL. */
 	assert_int_equal(mg_base64_encode((const uint8_t *)"foo", 3, enc, 5),
@@ -220,6 +223,7 @@ test_plain_parse_malformed(void **state)
 
 	(void)state;
 	assert_int_equal(mg_sasl_plain_parse((const uint8_t *)"", 0, &p), -1);
+	assert_int_equal(mg_sasl_plain_parse(NULL, 0, &p), -1);
 	assert_int_equal(PLAIN("alicesecret", &p), -1);	/* no NUL */
 	assert_int_equal(PLAIN("alice\0secret", &p), -1);	/* one NUL */
 	assert_int_equal(PLAIN("\0alice\0sec\0ret", &p), -1);	/* three */
