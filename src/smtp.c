@@ -29,7 +29,7 @@
 #include "session.h"
 #include "upstream.h"
 
-#define SMTP_LINE_MAX		4096	/* before AUTH; RFC 4954 §4 lets AUTH lines exceed 512 */
+#define SMTP_LINE_MAX		12288	/* before AUTH: RFC 4954 §4 lets AUTH lines reach 12288 octets */
 #define SMTP_MAX_FAILURES	3
 
 enum {
@@ -164,12 +164,15 @@ smtp_sasl_login(struct mg_session *s, struct smtp_front *f, const char *b64, siz
 	long	n;
 
 	if (len == 1 && b64[0] == '*') {
+		f->auth = SMTP_AUTH_NONE;
 		f->user_len = 0;
 		(void)mg_conn_printf(&s->client, "501 5.7.0 Authentication cancelled\r\n");
 		return;
 	}
 	n = mg_base64_decode(b64, len, dec, sizeof(dec) - 1);
 	if (n <= 0) {
+		/* RFC 4954 §4: a broken exchange ends it; the next line is a command again. */
+		f->auth = SMTP_AUTH_NONE;
 		f->user_len = 0;
 		(void)mg_conn_printf(&s->client, "501 5.5.2 Invalid base64 in AUTH LOGIN response\r\n");
 		return;

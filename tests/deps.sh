@@ -5,7 +5,12 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libuv1-dev libssl-dev libyaml-dev libsqlite3-dev libcrypt-dev openssl"
-test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest dovecot-core dovecot-imapd dovecot-pop3d curl clang iproute2"
+# The provider stack (a private Dovecot and a private Postfix) and the real
+# mail clients the end-to-end tests drive. swaks needs libnet-ssleay-perl for
+# TLS and clang needs libclang-rt-14-dev for the sanitizers and libFuzzer
+# (both only Recommends, which --no-install-recommends leaves out).
+test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest dovecot-core dovecot-imapd dovecot-pop3d
+ dovecot-lmtpd postfix curl swaks libnet-ssleay-perl msmtp fetchmail clang libclang-rt-14-dev iproute2"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;
@@ -37,6 +42,14 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 trap '[ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
 export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to set up the system's mailer; the tests run a private
+# instance of their own, so the answer is "No configuration" (no default
+# instance, no /etc/postfix/main.cf). msmtp asks about AppArmor: no.
+debconf-set-selections <<'EOF'
+postfix postfix/main_mailer_type select No configuration
+postfix postfix/mailname string mailgate-test.invalid
+msmtp msmtp/apparmor boolean false
+EOF
 apt-get update -q >&2 || true
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing >&2

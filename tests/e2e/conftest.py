@@ -4,6 +4,8 @@ Fixtures for mailgate's end-to-end tests.
   workdir   session  a short temporary directory under /tmp (mode 755)
   ca        session  the test CAs and certificates (harness.TestCA)
   dovecot   session  the provider: a private Dovecot on 127.0.0.2
+  postfix   session  the provider's submission server: a private Postfix on
+                     127.0.0.2 (SASL through Dovecot, delivery into Dovecot)
   gateway   module   a running mailgate whose user "alice" has an account
                      at "testprov" (Dovecot's alice@example.test)
   make_user function a factory: a fresh gateway user with a fresh provider
@@ -24,7 +26,8 @@ import pytest
 
 import harness
 from harness import (ALICE, ALICE_APP_PASSWORD, ALICE_GW_PASSWORD, ALICE_LOGIN, BOB_APP_PASSWORD,
-                     BOB_LOGIN, Dovecot, Gateway, TestCA)
+                     BOB_LOGIN, UTF8_ADDR, UTF8_APP_PASSWORD, UTF8_LOGIN, Dovecot, Gateway,
+                     Postfix, TestCA)
 
 
 _names = itertools.count(1)
@@ -55,6 +58,7 @@ def dovecot(workdir, ca):
     dc = Dovecot(d, ca)
     dc.passwords[ALICE_LOGIN] = ALICE_APP_PASSWORD
     dc.passwords[BOB_LOGIN] = BOB_APP_PASSWORD
+    dc.passwords[UTF8_LOGIN] = UTF8_APP_PASSWORD
     try:
         dc.start()
         yield dc
@@ -62,10 +66,21 @@ def dovecot(workdir, ca):
         dc.stop()
 
 
+@pytest.fixture(scope="session")
+def postfix(workdir, ca, dovecot):
+    d = os.path.join(workdir, "pf")
+    pf = Postfix(d, ca, dovecot, utf8_aliases={UTF8_ADDR: UTF8_LOGIN})
+    try:
+        pf.start()
+        yield pf
+    finally:
+        pf.stop()
+
+
 @pytest.fixture(scope="module")
-def gateway(workdir, ca, dovecot, request):
+def gateway(workdir, ca, dovecot, postfix, request):
     d = os.path.join(workdir, "gw%d" % next(_names))
-    gw = Gateway(d, ca, dovecot)
+    gw = Gateway(d, ca, dovecot, postfix)
     error = None
     try:
         gw.start()

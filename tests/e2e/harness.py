@@ -1,7 +1,8 @@
 """
-End-to-end harness for mailgate: a test CA, a private Dovecot (the
-"provider") and the gateway itself, each started as a child process whose PID
-we record and stop by that PID only.
+End-to-end harness for mailgate: a test CA, a private Dovecot and a private
+Postfix (together the "provider": IMAP, POP3 and SMTP submission, one set of
+passwords, one set of mailboxes) and the gateway itself, each started as a
+child process whose PID we record and stop by that PID only.
 
 Nothing here sleeps to synchronise. Every wait is on something observable
 (a port that accepts, a log line, a reply) and carries a deadline, so that a
@@ -11,10 +12,12 @@ broken gateway makes a test fail instead of hang.
 import base64
 import imaplib
 import os
+import poplib
 import pwd
 import random
 import re
 import signal
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -48,6 +51,11 @@ ALICE_LOGIN = "alice@example.test"
 ALICE_APP_PASSWORD = "app-pass-1"
 BOB_LOGIN = "bob@example.test"
 BOB_APP_PASSWORD = "app-pass-bob"
+# SMTPUTF8: mail to the UTF-8 address UTF8_ADDR lands, through a Postfix
+# virtual alias, in the mailbox of the ASCII login UTF8_LOGIN.
+UTF8_ADDR = "jörg@example.test"
+UTF8_LOGIN = "joerg@example.test"
+UTF8_APP_PASSWORD = "app-pass-joerg"
 
 
 class HarnessError(Exception):
@@ -225,8 +233,11 @@ log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
 debug_log_path = {dir}/dovecot.log
 instance_name = mg-e2e-{tag}
-protocols = imap pop3
+protocols = imap pop3 lmtp
 listen = {addr}
+# Delivery from the private Postfix (see Postfix below) over LMTP, and its
+# SASL lookups, both on UNIX sockets in base_dir that only `postfix` may use.
+postmaster_address = postmaster@example.test
 
 ssl = required
 ssl_cert = <{cert}
@@ -285,6 +296,20 @@ service pop3-login {{
     ssl = yes
   }}
 }}
+service auth {{
+  unix_listener auth-postfix {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+service lmtp {{
+  unix_listener lmtp-postfix {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
 """
 
 
@@ -315,13 +340,18 @@ class Dovecot:
         self.imaps_port = free_port(self.addr)
         self.pop3_port = free_port(self.addr)
         self.pop3s_port = free_port(self.addr)
+        # For the private Postfix: SASL lookups and LMTP delivery.
+        self.auth_socket = os.path.join(dir, "run", "auth-postfix")
+        self.lmtp_socket = os.path.join(dir, "run", "lmtp-postfix")
+        # Users' homes: mail/USER, with the Maildir in mail/USER/Maildir.
+        self.mail_base = os.path.join(dir, "mail")
 
     # -- lifecycle --
 
     def start(self):
         for sub in ("run", "state"):
             os.makedirs(os.path.join(self.dir, sub), mode=0o755, exist_ok=True)
-        maildir = os.path.join(self.dir, "mail")
+        maildir = self.mail_base
         os.makedirs(maildir, mode=0o755, exist_ok=True)
         os.chown(maildir, self.uid, self.gid)
         with open(self.conf, "w") as f:
@@ -342,6 +372,9 @@ class Dovecot:
             wait_for(lambda: port_accepts(self.addr, port), START_DEADLINE,
                      "Dovecot on %s:%d" % (self.addr, port), proc=self.proc,
                      log=self._startup_log)
+        for path in (self.auth_socket, self.lmtp_socket):
+            wait_for(lambda: os.path.exists(path), START_DEADLINE, "Dovecot socket " + path,
+                     proc=self.proc, log=self._startup_log)
         return self
 
     def _startup_log(self):
@@ -423,6 +456,13 @@ class Dovecot:
         m.login(user, self.passwords[user])
         return m
 
+    def pop3(self, user):
+        """A direct poplib client to the provider (POP3S), logged in."""
+        p = SourcePOP3_SSL(self.addr, self.pop3s_port, self.ca.context(), timeout=IO_TIMEOUT)
+        p.user(user)
+        p.pass_(self.passwords[user])
+        return p
+
     def append(self, user, mailbox, message, flags=None):
         """
         Delivers a message "upstream": APPEND over a direct IMAPS connection
@@ -447,6 +487,30 @@ class Dovecot:
             typ, _ = m.select(mailbox, readonly=True)
             assert typ == "OK"
             return uid_fetch_body(m, uid)
+        finally:
+            logout(m)
+
+    def wait_message(self, user, message_id, mailbox="INBOX", deadline=10.0):
+        """
+        Waits until a message with this Message-ID is in user's mailbox
+        (mail delivered by Postfix), polling the mailbox over one IMAP
+        session. Returns (uid, the message as Dovecot serves it).
+        """
+        m = self.login(user)
+        try:
+            typ, _ = m.select(mailbox, readonly=True)
+            assert typ == "OK"
+
+            def search():
+                m.noop()
+                typ, data = m.uid("SEARCH", "HEADER", "Message-ID", message_id)
+                assert typ == "OK", (typ, data)
+                uids = data[0].split()
+                return uids and int(uids[-1])
+
+            uid = wait_for(search, deadline, "message %s in %s's %s" % (message_id, user, mailbox),
+                           interval=0.05)
+            return uid, uid_fetch_body(m, uid)
         finally:
             logout(m)
 
@@ -483,6 +547,19 @@ class Dovecot:
         rx = re.compile(pattern)
         return wait_for(lambda: rx.search(self.log_since(offset)), deadline,
                         "Dovecot log line /%s/" % pattern, log=lambda: self.log_since(offset))
+
+
+class SourcePOP3_SSL(poplib.POP3_SSL):
+    """poplib.POP3_SSL connecting from a chosen local address."""
+
+    def __init__(self, host, port, context, timeout=None, source=HARNESS_ADDR):
+        self.source = source
+        super().__init__(host, port, context=context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+        return self.context.wrap_socket(sock, server_hostname=self.host)
 
 
 class SourceIMAP4(imaplib.IMAP4):
@@ -530,6 +607,296 @@ def uid_fetch_body(m, uid):
 
 
 # --------------------------------------------------------------------------
+# The provider's submission server: a private Postfix
+
+
+POSTFIX_MAIN_CF = """\
+# Private Postfix for mailgate's end-to-end tests. Generated; do not edit.
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+mail_owner = postfix
+setgid_group = postdrop
+
+myhostname = provider.test
+mydomain = example.test
+myorigin = example.test
+# Nothing is delivered locally, nothing is relayed, and nothing is looked up
+# in the DNS: the only destination is example.test, by LMTP into the test
+# Dovecot. A recipient anywhere else is refused at RCPT TO (the error
+# transport), never queued.
+mydestination =
+relayhost =
+relay_domains =
+# Every service binds {addr} explicitly (master.cf). inet_interfaces must
+# name addresses of real interfaces, which 127.0.0.2 is not.
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = {addr}/32
+smtp_dns_support_level = disabled
+lmtp_dns_support_level = disabled
+default_transport = error:5.7.1 the test provider relays nothing
+relay_transport = error:5.7.1 the test provider relays nothing
+local_transport = error:5.1.1 no local delivery at the test provider
+alias_maps =
+alias_database =
+# The gateway connects from 127.0.0.1, an address of this host: still a
+# remote client, whose headers Postfix must not rewrite or complete.
+local_header_rewrite_clients =
+notify_classes =
+biff = no
+
+# Every address at example.test exists here; Dovecot's LMTP refuses the ones
+# it has no passwd-file for.
+virtual_mailbox_domains = example.test
+virtual_mailbox_maps = regexp:{dir}/vmailbox.regexp
+virtual_alias_maps = texthash:{dir}/virtual
+virtual_transport = lmtp:unix:{lmtp_socket}
+# Dovecot 2.3's LMTP does not offer SMTPUTF8, and Postfix bounces a message
+# that needs it rather than downgrade it. The mailboxes listed in
+# transport_maps (the targets of the UTF-8 aliases) are delivered by
+# Postfix's virtual(8) straight into the same Maildir Dovecot serves
+# (home = mail/USER, mail_location = maildir:~/Maildir), as Dovecot's user.
+transport_maps = texthash:{dir}/transport
+virtual_mailbox_base = {mail_base}
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
+
+smtputf8_enable = yes
+# Room for a 20 MB attachment, base64-encoded.
+message_size_limit = {size_limit}
+mailbox_size_limit = 0
+virtual_mailbox_limit = 0
+smtpd_banner = $myhostname ESMTP test provider
+
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = {auth_socket}
+smtpd_sasl_auth_enable = no
+# The login owns exactly the address it is: a MAIL FROM other than the
+# login is refused, as real providers do.
+smtpd_sender_login_maps = regexp:{dir}/sender_login.regexp
+smtpd_relay_restrictions = permit_sasl_authenticated, reject
+smtpd_recipient_restrictions =
+"""
+
+# Both submission services: AUTH only there, and a sender mismatch answered
+# at MAIL FROM (smtpd_delay_reject=no) rather than at the first RCPT TO.
+POSTFIX_SUBMISSION_OPTS = """\
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_delay_reject=no
+  -o smtpd_sender_restrictions=reject_sender_login_mismatch,permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+"""
+
+POSTFIX_MASTER_CF = """\
+# Private Postfix for mailgate's end-to-end tests. Generated; do not edit.
+# service type private unpriv chroot wakeup maxproc command
+{addr}:{smtps_port} inet n - n - - smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+{opts}{addr}:{submission_port} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+{opts}cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+lmtp unix - - n - - lmtp
+virtual unix - n n - - virtual
+  -o virtual_mailbox_maps=texthash:{dir}/vmaildirs
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+POSTFIX_DAEMON_DIR = "/usr/lib/postfix/sbin"
+
+
+class Postfix:
+    """
+    A private Postfix on 127.0.0.2: submission with implicit TLS
+    ("465", smtps_port) and with STARTTLS required before AUTH ("587",
+    submission_port), SASL through the test Dovecot's auth socket (the same
+    passwd-files, so the SMTP app password is the IMAP one), delivery to
+    example.test by LMTP into the Maildirs Dovecot serves (by virtual(8)
+    for the targets of utf8_aliases). Its log is dir/maillog.
+
+    Its master runs in the foreground as our child, in its own session, with
+    MAIL_CONFIG=dir; stop() ends it and waits until no process of its
+    process group is left.
+    """
+
+    SIZE_LIMIT = 60 * 1024 * 1024
+
+    def __init__(self, dir, ca, dovecot, utf8_aliases=None):
+        """
+        utf8_aliases: {address: mailbox}, virtual aliases (the address may
+        be UTF-8) fixed for the life of the instance; each mailbox is
+        delivered by virtual(8) so that SMTPUTF8 mail reaches it.
+        """
+        self.dir = dir
+        self.ca = ca
+        self.dovecot = dovecot
+        self.addr = PROVIDER_ADDR
+        self.log_path = os.path.join(dir, "maillog")
+        self.smtps_port = free_port(self.addr)
+        self.submission_port = free_port(self.addr)
+        self.utf8_aliases = dict(utf8_aliases or {})
+        self.proc = None
+        self.env = dict(os.environ, MAIL_CONFIG=dir)
+
+    def _write(self, name, text, mode=0o644):
+        path = os.path.join(self.dir, name)
+        tmp = path + ".new"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        # Postfix waits (in steps of 300 ms) until main.cf is at least a
+        # second old, in case an editor is still writing it: date it back.
+        then = time.time() - 10
+        os.utime(tmp, (then, then))
+        os.replace(tmp, path)
+
+    def start(self):
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        self._write("main.cf", POSTFIX_MAIN_CF.format(
+            dir=self.dir, addr=self.addr, cert=self.ca.provider_cert, key=self.ca.provider_key,
+            auth_socket=self.dovecot.auth_socket, lmtp_socket=self.dovecot.lmtp_socket,
+            mail_base=self.dovecot.mail_base, uid=self.dovecot.uid, gid=self.dovecot.gid,
+            size_limit=self.SIZE_LIMIT))
+        self._write("master.cf", POSTFIX_MASTER_CF.format(
+            addr=self.addr, smtps_port=self.smtps_port, submission_port=self.submission_port,
+            opts=POSTFIX_SUBMISSION_OPTS, dir=self.dir))
+        self._write("vmailbox.regexp", "/^[^@]+@example\\.test$/ OK\n")
+        # virtual(8) takes each Maildir from its own map (it allows no regexp
+        # substitution): mail_base/USER/Maildir/, the Dovecot user's.
+        self._write("vmaildirs", "".join("%s %s/Maildir/\n" % (m, m)
+                                         for m in sorted(set(self.utf8_aliases.values()))))
+        self._write("sender_login.regexp", "/^(.+)$/ ${1}\n")
+        self._write("virtual", "".join("%s %s\n" % (a, m)
+                                       for a, m in sorted(self.utf8_aliases.items())))
+        self._write("transport", "".join("%s virtual:\n" % m
+                                         for m in sorted(set(self.utf8_aliases.values()))))
+        # `postfix check` creates what is missing under the queue directory
+        # (and the data directory) with the right owners. It reports its
+        # errors to syslog only; `postconf -n` below shows a broken main.cf.
+        os.makedirs(os.path.join(self.dir, "queue"), mode=0o755, exist_ok=True)
+        run(["postconf", "-c", self.dir, "-n"], env=self.env)
+        run(["postfix", "-c", self.dir, "check"], env=self.env)
+        # The master in the foreground (no -w, which forks), as our child.
+        self.console = open(os.path.join(self.dir, "master.console"), "wb")
+        self.proc = subprocess.Popen([os.path.join(POSTFIX_DAEMON_DIR, "master"), "-c", self.dir],
+                                     stdin=subprocess.DEVNULL, stdout=self.console,
+                                     stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True)
+        for port in (self.smtps_port, self.submission_port):
+            wait_for(lambda: port_accepts(self.addr, port), START_DEADLINE,
+                     "Postfix on %s:%d" % (self.addr, port), proc=self.proc,
+                     log=self._startup_log)
+        return self
+
+    def _startup_log(self):
+        return read_text(os.path.join(self.dir, "master.console")) + self.log_text()
+
+    def stop(self):
+        if self.proc is not None:
+            pgid = self.proc.pid
+            stop_process(self.proc)
+            # The master passes SIGTERM on to its children and exits at once;
+            # they end at their convenience. Wait for the whole process group
+            # (the master's own session), then kill what is left of it.
+            try:
+                wait_for(lambda: not process_group_members(pgid), STOP_DEADLINE,
+                         "Postfix processes of group %d to exit" % pgid)
+            except HarnessError:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if getattr(self, "console", None):
+            self.console.close()
+
+    # -- clients --
+
+    def smtp(self, starttls=False, source=HARNESS_ADDR, host=None):
+        """A direct smtplib client to the provider, over TLS, EHLO done."""
+        ctx = self.ca.context()
+        if starttls:
+            s = smtplib.SMTP(host or self.addr, self.submission_port, timeout=IO_TIMEOUT,
+                             source_address=(source, 0))
+            s.starttls(context=ctx)
+        else:
+            s = smtplib.SMTP_SSL(host or self.addr, self.smtps_port, timeout=IO_TIMEOUT,
+                                 source_address=(source, 0), context=ctx)
+        s.ehlo("harness.test")
+        return s
+
+    # -- logs --
+
+    def log_text(self):
+        return read_text(self.log_path)
+
+    def log_offset(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, offset=0, deadline=5.0):
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.log_since(offset)), deadline,
+                        "Postfix log line /%s/" % pattern, log=lambda: self.log_since(offset))
+
+
+def process_group_members(pgid):
+    """PIDs of the live processes in process group pgid (from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            pids.append(int(entry))
+    return pids
+
+
+# --------------------------------------------------------------------------
 # The gateway
 
 
@@ -542,6 +909,10 @@ GATEWAY_CONF = """\
 listen:
   - {{ protocol: imap, address: "{gw}:{imaps}", tls: implicit }}
   - {{ protocol: imap, address: "{gw}:{imap}", tls: starttls }}
+  - {{ protocol: pop3, address: "{gw}:{pop3s}", tls: implicit }}
+  - {{ protocol: pop3, address: "{gw}:{pop3}", tls: starttls }}
+  - {{ protocol: smtp, address: "{gw}:{smtps}", tls: implicit }}
+  - {{ protocol: smtp, address: "{gw}:{smtp}", tls: starttls }}
 tls: {{ certificate: {cert}, key: {key} }}
 store: {{ sqlite: {dir}/store.db, master_key: {dir}/master.key }}
 timeouts: {{ login: 60, idle: 1800, connect: {connect_timeout} }}
@@ -549,18 +920,22 @@ providers:
   testprov:
     imap: {{ host: {prov}, port: {d_imaps}, tls: implicit }}
     pop3: {{ host: {prov}, port: {d_pop3s}, tls: implicit }}
+    smtp: {{ host: {prov}, port: {p_smtps}, tls: implicit }}
     ca_file: {ca}
   testprov-starttls:
     imap: {{ host: {prov}, port: {d_imap}, tls: starttls }}
     pop3: {{ host: {prov}, port: {d_pop3}, tls: starttls }}
+    smtp: {{ host: {prov}, port: {p_submission}, tls: starttls }}
     ca_file: {ca}
   untrusted:
     imap: {{ host: {prov}, port: {d_imaps}, tls: implicit }}
     pop3: {{ host: {prov}, port: {d_pop3s}, tls: implicit }}
+    smtp: {{ host: {prov}, port: {p_smtps}, tls: implicit }}
     ca_file: {other_ca}
   down:
     imap: {{ host: {prov}, port: {down_port}, tls: implicit }}
     pop3: {{ host: {prov}, port: {down_port}, tls: implicit }}
+    smtp: {{ host: {prov}, port: {down_port}, tls: implicit }}
     ca_file: {ca}
 """
 
@@ -572,10 +947,11 @@ class Gateway:
     gateway sees their changes at the next login.
     """
 
-    def __init__(self, dir, ca, dovecot):
+    def __init__(self, dir, ca, dovecot, postfix):
         self.dir = dir
         self.ca = ca
         self.dovecot = dovecot
+        self.postfix = postfix
         self.bin = mailgate_bin()
         self.addr = GATEWAY_ADDR
         self.conf = os.path.join(dir, "mailgate.yaml")
@@ -583,6 +959,10 @@ class Gateway:
         self.proc = None
         self.imaps_port = free_port(self.addr)
         self.imap_port = free_port(self.addr)
+        self.pop3s_port = free_port(self.addr)   # "995"
+        self.pop3_port = free_port(self.addr)    # "110", with STLS
+        self.smtps_port = free_port(self.addr)   # "465"
+        self.smtp_port = free_port(self.addr)    # "587", with STARTTLS
         # Nothing listens here: bound and closed a moment ago on the
         # provider's address.
         self.down_port = free_port(PROVIDER_ADDR)
@@ -592,6 +972,9 @@ class Gateway:
         with open(self.conf, "w") as f:
             f.write(GATEWAY_CONF.format(
                 gw=self.addr, imaps=self.imaps_port, imap=self.imap_port,
+                pop3s=self.pop3s_port, pop3=self.pop3_port,
+                smtps=self.smtps_port, smtp=self.smtp_port,
+                p_smtps=self.postfix.smtps_port, p_submission=self.postfix.submission_port,
                 cert=self.ca.gateway_cert, key=self.ca.gateway_key, dir=self.dir,
                 connect_timeout=10, prov=PROVIDER_ADDR,
                 d_imaps=self.dovecot.imaps_port, d_imap=self.dovecot.imap_port,
@@ -609,11 +992,15 @@ class Gateway:
         self.proc = subprocess.Popen([self.bin, "run", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        for port in (self.imaps_port, self.imap_port):
+        for port in self.ports():
             wait_for(lambda: port_accepts(self.addr, port), START_DEADLINE,
                      "mailgate listening on %s:%d" % (self.addr, port),
                      proc=self.proc, log=self.log_text)
         return self
+
+    def ports(self):
+        return (self.imaps_port, self.imap_port, self.pop3s_port, self.pop3_port,
+                self.smtps_port, self.smtp_port)
 
     def stop(self):
         stop_process(self.proc)
@@ -660,6 +1047,54 @@ class Gateway:
             return RawIMAP.connect(self.addr, self.imaps_port, self.ca.context(), implicit=True)
         c = RawIMAP.connect(self.addr, self.imap_port, self.ca.context(), implicit=False)
         if tls == "starttls":
+            c.starttls()
+        return c
+
+    def pop3_ssl(self, host=None):
+        """poplib over implicit TLS, greeting read."""
+        return poplib.POP3_SSL(host or self.addr, self.pop3s_port, context=self.ca.context(),
+                               timeout=IO_TIMEOUT)
+
+    def pop3_plain(self):
+        """poplib on the STLS listener, before STLS."""
+        return poplib.POP3(self.addr, self.pop3_port, timeout=IO_TIMEOUT)
+
+    def pop3_stls(self):
+        p = self.pop3_plain()
+        p.stls(context=self.ca.context())
+        return p
+
+    def raw_pop3(self, tls="implicit"):
+        """A line-level POP3 client (RawPOP3), greeting already read."""
+        if tls == "implicit":
+            return RawPOP3.connect(self.addr, self.pop3s_port, self.ca.context(), implicit=True)
+        c = RawPOP3.connect(self.addr, self.pop3_port, self.ca.context(), implicit=False)
+        if tls == "starttls":
+            c.stls()
+        return c
+
+    def smtp_ssl(self, host=None):
+        """smtplib over implicit TLS ("465"), greeting read, no EHLO yet."""
+        return smtplib.SMTP_SSL(host or self.addr, self.smtps_port, context=self.ca.context(),
+                                timeout=IO_TIMEOUT)
+
+    def smtp_plain(self):
+        """smtplib on the STARTTLS listener ("587"), before STARTTLS."""
+        return smtplib.SMTP(self.addr, self.smtp_port, timeout=IO_TIMEOUT)
+
+    def smtp_starttls(self):
+        s = self.smtp_plain()
+        s.ehlo("device.test")
+        s.starttls(context=self.ca.context())
+        return s
+
+    def raw_smtp(self, tls="implicit"):
+        """A line-level SMTP client (RawSMTP), greeting already read."""
+        if tls == "implicit":
+            return RawSMTP.connect(self.addr, self.smtps_port, self.ca.context(), implicit=True)
+        c = RawSMTP.connect(self.addr, self.smtp_port, self.ca.context(), implicit=False)
+        if tls == "starttls":
+            c.ehlo()
             c.starttls()
         return c
 
@@ -759,6 +1194,94 @@ class RawIMAP:
 
     def dump(self):
         return b"".join(self.transcript[-30:]).decode("utf-8", "replace")
+
+
+class RawPOP3(RawIMAP):
+    """A line-level POP3 client: exact replies and protocol edge cases."""
+
+    def command(self, text):
+        """Sends one command; returns its status line (+OK, -ERR or +)."""
+        self.send(text.encode() + b"\r\n")
+        return self.readline()
+
+    def multiline(self):
+        """The lines of a multi-line reply after its status line, the final
+        "." excluded, dot-stuffing undone."""
+        lines = []
+        while True:
+            line = self.readline()
+            if line == b".\r\n":
+                return lines
+            lines.append(line[1:] if line.startswith(b"..") else line)
+
+    def capa(self):
+        """CAPA: the capability lines, upper case, without CRLF."""
+        status = self.command("CAPA")
+        assert status.startswith(b"+OK"), self.dump()
+        return [l.rstrip(b"\r\n").decode("utf-8", "replace").upper() for l in self.multiline()]
+
+    def stls(self):
+        self.send(b"STLS\r\n")
+        line = self.readline_unbuffered()
+        if not line.startswith(b"+OK"):
+            raise AssertionError("STLS refused: %r" % line)
+        self.tls_handshake()
+        return line
+
+    def login(self, user, password):
+        status = self.command("USER " + user)
+        if not status.startswith(b"+OK"):
+            return status
+        return self.command("PASS " + password)
+
+
+class RawSMTP(RawIMAP):
+    """A line-level SMTP client: exact replies and protocol edge cases."""
+
+    @classmethod
+    def connect(cls, addr, port, ctx, implicit=True):
+        sock = socket.create_connection((addr, port), timeout=IO_TIMEOUT)
+        if implicit:
+            sock = ctx.wrap_socket(sock, server_hostname=addr)
+        c = cls(sock, ctx, addr)
+        c.greeting = c.reply()
+        return c
+
+    def reply(self, unbuffered=False):
+        """
+        One reply, all its lines: (code, [text lines]), the code an int and
+        each text line without code, separator and CRLF. A line that is not
+        three digits, then "-" or " " and text, or CRLF (RFC 5321 4.2) fails
+        the test.
+        """
+        lines = []
+        while True:
+            line = self.readline_unbuffered() if unbuffered else self.readline()
+            mo = re.match(rb"(\d{3})(?:([ -])(.*))?\r\n\Z", line, re.S)
+            assert mo, "malformed SMTP reply line %r\n%s" % (line, self.dump())
+            lines.append((mo.group(3) or b"").decode("utf-8", "replace"))
+            if mo.group(2) != b"-":
+                return int(mo.group(1)), lines
+
+    def command(self, text):
+        self.send((text if isinstance(text, bytes) else text.encode()) + b"\r\n")
+        return self.reply()
+
+    def ehlo(self, name="device.test"):
+        """EHLO; returns (code, set of upper-case extension keywords, lines)."""
+        code, lines = self.command("EHLO " + name)
+        return code, set(l.split()[0].upper() for l in lines[1:] if l.split()), lines
+
+    def starttls(self):
+        self.send(b"STARTTLS\r\n")
+        code, lines = self.reply(unbuffered=True)
+        if code != 220:
+            raise AssertionError("STARTTLS refused: %d %r" % (code, lines))
+        self.tls_handshake()
+        return code
+
+    def auth_plain(self, user, password):
+        return self.command("AUTH PLAIN " + plain_ir(user, password))
 
 
 # --------------------------------------------------------------------------
