@@ -30,6 +30,8 @@ static void	conn_update_reading(struct mg_conn *);
 static int	conn_send(struct mg_conn *, const uint8_t *, size_t, size_t);
 static int	conn_flush_tls(struct mg_conn *, size_t);
 static void	conn_fail(struct mg_conn *, const char *, const char *);
+static struct conn_wreq *conn_wreq_new(struct mg_conn *, size_t, size_t);
+static int	conn_wreq_submit(struct mg_conn *, struct conn_wreq *);
 
 
 int
@@ -231,32 +233,50 @@ conn_update_reading(struct mg_conn *c)
 	}
 }
 
-static int
-conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
+/* A write request with room for len bytes; NULL (and c failed) when out of memory. */
+static struct conn_wreq *
+conn_wreq_new(struct mg_conn *c, size_t len, size_t plain)
 {
-	struct conn_wreq	*w;
-	uv_buf_t		 b;
-	int			 r;
+	struct conn_wreq *w;
 
 	if ((w = malloc(sizeof(*w) + len)) == NULL) {
 		conn_fail(c, "write", "out of memory");
-		return -1;
+		return NULL;
 	}
 	w->c = c;
 	w->plain = plain;
 	w->len = len;
-	memcpy(w->data, data, len);
-	b = uv_buf_init((char *)w->data, (unsigned int)len);
+	return w;
+}
+
+/* Queues w on the socket; on failure frees it and fails c. */
+static int
+conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w)
+{
+	uv_buf_t	b = uv_buf_init((char *)w->data, (unsigned int)w->len);
+	int		r;
+
 	if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb)) != 0) {
-		OPENSSL_cleanse(w->data, len);
+		OPENSSL_cleanse(w->data, w->len);
 		free(w);
 		conn_fail(c, "write", uv_strerror(r));
 		return -1;
 	}
-	c->wq_bytes += plain;
+	c->wq_bytes += w->plain;
 	if (c->wq_bytes > MG_CONN_HIGH_WATER)
 		c->wq_high = 1;
 	return 0;
+}
+
+static int
+conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
+{
+	struct conn_wreq *w;
+
+	if ((w = conn_wreq_new(c, len, plain)) == NULL)
+		return -1;
+	memcpy(w->data, data, len);
+	return conn_wreq_submit(c, w);
 }
 
 /* Sends whatever ciphertext OpenSSL produced, accounting `plain` bytes to it. */
@@ -264,29 +284,14 @@ static int
 conn_flush_tls(struct mg_conn *c, size_t plain)
 {
 	struct conn_wreq	*w;
-	uv_buf_t		 b;
 	size_t			 n;
-	int			 r;
 
 	if ((n = mg_tls_pending(&c->tls)) == 0)
 		return 0;
-	if ((w = malloc(sizeof(*w) + n)) == NULL) {
-		conn_fail(c, "write", "out of memory");
+	if ((w = conn_wreq_new(c, n, plain)) == NULL)
 		return -1;
-	}
-	w->c = c;
-	w->plain = plain;
 	w->len = mg_tls_take(&c->tls, w->data, n);
-	b = uv_buf_init((char *)w->data, (unsigned int)w->len);
-	if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb)) != 0) {
-		free(w);
-		conn_fail(c, "write", uv_strerror(r));
-		return -1;
-	}
-	c->wq_bytes += plain;
-	if (c->wq_bytes > MG_CONN_HIGH_WATER)
-		c->wq_high = 1;
-	return 0;
+	return conn_wreq_submit(c, w);
 }
 
 static void

@@ -61,23 +61,16 @@ imap_start(struct mg_session *s)
 {
 	struct imap_front *f;
 
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		mg_session_close(s, "out of memory");
+	if ((f = mg_session_front_new(s, sizeof(*f))) == NULL)
 		return;
-	}
 	mg_imap_parser_init(&f->p, IMAP_LINE_MAX, IMAP_LITERAL_MAX);
-	s->front = f;
 	(void)mg_conn_printf(&s->client, "* OK [CAPABILITY %s] mailgate ready\r\n", imap_caps(s));
 }
 
 static void
 imap_free(struct mg_session *s)
 {
-	if (s->front != NULL) {
-		OPENSSL_cleanse(s->front, sizeof(struct imap_front));
-		free(s->front);
-		s->front = NULL;
-	}
+	mg_session_front_free(s, sizeof(struct imap_front));
 }
 
 /* Wipes every copy of what a login command carried: parser storage and stale input bytes. */

@@ -45,21 +45,15 @@ const struct mg_front_ops mg_pop3_front = {
 static void
 pop3_start(struct mg_session *s)
 {
-	if ((s->front = calloc(1, sizeof(struct pop3_front))) == NULL) {
-		mg_session_close(s, "out of memory");
+	if (mg_session_front_new(s, sizeof(struct pop3_front)) == NULL)
 		return;
-	}
 	(void)mg_conn_printf(&s->client, "+OK mailgate ready\r\n");
 }
 
 static void
 pop3_free(struct mg_session *s)
 {
-	if (s->front != NULL) {
-		OPENSSL_cleanse(s->front, sizeof(struct pop3_front));
-		free(s->front);
-		s->front = NULL;
-	}
+	mg_session_front_free(s, sizeof(struct pop3_front));
 }
 
 static void

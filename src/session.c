@@ -111,6 +111,24 @@ session_shutdown_cb(struct mg_conn *c)
 		mg_session_close(s, s->close_reason);
 }
 
+void *
+mg_session_front_new(struct mg_session *s, size_t size)
+{
+	if ((s->front = calloc(1, size)) == NULL)
+		mg_session_close(s, "out of memory");
+	return s->front;
+}
+
+void
+mg_session_front_free(struct mg_session *s, size_t size)
+{
+	if (s->front != NULL) {
+		OPENSSL_cleanse(s->front, size);
+		free(s->front);
+		s->front = NULL;
+	}
+}
+
 void
 mg_session_touch(struct mg_session *s)
 {

@@ -109,6 +109,14 @@ void mg_session_close(struct mg_session *s, const char *reason);
 /* Ends the session once everything queued to the device is sent. */
 void mg_session_close_after_flush(struct mg_session *s, const char *reason);
 
+/*
+ * Allocates the front end's zeroed state of `size` bytes as s->front, or
+ * closes the session and returns NULL. front_free wipes and frees it (it may
+ * hold a user name or a half-read credential); safe when there is none.
+ */
+void *mg_session_front_new(struct mg_session *s, size_t size);
+void mg_session_front_free(struct mg_session *s, size_t size);
+
 /* Reference counting for work that outlives a callback (thread pool, upstream). */
 void mg_session_ref(struct mg_session *s);
 void mg_session_unref(struct mg_session *s);

@@ -62,21 +62,15 @@ const struct mg_front_ops mg_smtp_front = {
 static void
 smtp_start(struct mg_session *s)
 {
-	if ((s->front = calloc(1, sizeof(struct smtp_front))) == NULL) {
-		mg_session_close(s, "out of memory");
+	if (mg_session_front_new(s, sizeof(struct smtp_front)) == NULL)
 		return;
-	}
 	(void)mg_conn_printf(&s->client, "220 %s ESMTP mailgate\r\n", s->gw->hostname);
 }
 
 static void
 smtp_free(struct mg_session *s)
 {
-	if (s->front != NULL) {
-		OPENSSL_cleanse(s->front, sizeof(struct smtp_front));
-		free(s->front);
-		s->front = NULL;
-	}
+	mg_session_front_free(s, sizeof(struct smtp_front));
 }
 
 static void
