@@ -16,7 +16,7 @@ PKG_CONFIG ?= pkg-config
 PYTEST	?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 
-PKGS	 = libuv openssl yaml-0.1 sqlite3 libxcrypt
+PKGS	 = libuv openssl yaml-0.1 sqlite3 libxcrypt libpq
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CFLAGS	?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fno-strict-aliasing $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -29,7 +29,7 @@ UNITSRCS = $(sort $(wildcard tests/unit/test_*.c))
 UNITBINS = $(UNITSRCS:tests/unit/%.c=$(BUILD)/%)
 FUZZSRCS = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps-build deps-test run test unit configtest e2e asan fuzz install clean bench
+.PHONY: all deps-build deps-test run test unit unit-pg configtest e2e asan fuzz install clean bench
 
 all: deps-build $(BUILD)/mailgate
 
@@ -55,6 +55,11 @@ $(BUILD)/mailgate: $(BUILD)/obj/main.o $(BUILD)/libmailgate.a
 $(BUILD)/test_%: tests/unit/test_%.c $(BUILD)/libmailgate.a
 	$(CC) $(ALL_CFLAGS) -Isrc -Wno-missing-prototypes -o $@ $< $(BUILD)/libmailgate.a $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
+# test_store refers to the PostgreSQL backend only weakly (it runs a second
+# pass when MG_TEST_STORE_PG is set): link it in explicitly.
+$(BUILD)/test_store: tests/unit/test_store.c $(BUILD)/libmailgate.a $(BUILD)/obj/store_pg.o
+	$(CC) $(ALL_CFLAGS) -Isrc -Wno-missing-prototypes -o $@ $< $(BUILD)/obj/store_pg.o $(BUILD)/libmailgate.a $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
 # The gateway with the built-in development defaults: unprivileged ports on
 # loopback, a self-signed certificate and master key made on first run.
 run: all
@@ -63,10 +68,14 @@ run: all
 
 test: deps-test
 	$(MAKE) $(BUILD)/mailgate $(UNITBINS)
-	$(MAKE) unit configtest e2e
+	$(MAKE) unit unit-pg configtest e2e
 
 unit: $(UNITBINS)
 	@set -e; for t in $(UNITBINS); do echo "== $$t"; $$t; done
+
+# The store tests again, against a private PostgreSQL started for them.
+unit-pg: $(BUILD)/test_store $(BUILD)/test_store_pg
+	MG_TEST_PG_DATABASES=24 sh tests/unit/run_store_pg.sh $(BUILD)/test_store $(BUILD)/test_store_pg
 
 configtest: $(BUILD)/mailgate
 	sh tests/config/run.sh $(BUILD)/mailgate

@@ -2,6 +2,7 @@
  * admin.c - see admin.h.
  */
 #include "admin.h"
+#include "admin_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "session.h"
 #include "store.h"
+#include "store_open.h"
 
 static const char help_run[] =
 "usage: mailgate run [-c FILE]\n"
@@ -40,19 +42,52 @@ static const char help_init[] =
 "(mode 0600), the store, and a self-signed certificate and key when\n"
 "neither exists. Never overwrites anything.\n";
 static const char help_user[] =
-"usage: mailgate user add USER [--password-stdin] [-c FILE]\n"
-"       mailgate user passwd USER [--password-stdin] [-c FILE]\n"
-"       mailgate user del USER [-c FILE]\n"
-"       mailgate user list [-c FILE]\n"
+"usage: mailgate user add USER [--password-stdin]\n"
+"       mailgate user passwd USER [--password-stdin]\n"
+"       mailgate user del USER\n"
+"       mailgate user disable|enable USER\n"
+"       mailgate user password-login USER on|off\n"
+"       mailgate user list [--json]\n"
 "Manages gateway users. The password is read from the terminal without\n"
-"echo (twice), or as one line from standard input with --password-stdin.\n";
+"echo (twice), or as one line from standard input with --password-stdin.\n"
+"'passwd', 'del', 'disable' and 'password-login USER off' end the user's\n"
+"live sessions on every gateway sharing the store within the poll interval.\n"
+"'password-login off' leaves only device passwords working.\n";
 static const char help_account[] =
-"usage: mailgate account set USER PROVIDER --login UPSTREAM_LOGIN [--password-stdin] [-c FILE]\n"
-"       mailgate account del USER PROVIDER [-c FILE]\n"
-"       mailgate account list [USER] [-c FILE]\n"
-"Manages the provider account a user's devices are relayed to. 'set' stores\n"
+"usage: mailgate account set USER PROVIDER --login UPSTREAM_LOGIN [--password-stdin]\n"
+"       mailgate account del USER PROVIDER\n"
+"       mailgate account list [USER] [--json]\n"
+"Manages the provider accounts a user's devices are relayed to. 'set' stores\n"
 "the provider app password, encrypted under the master key; setting it again\n"
-"replaces it, and the next login of every device uses the new one.\n";
+"replaces it, and the next login of every device uses the new one (live\n"
+"sessions go on). With several accounts, a device picks one by logging in as\n"
+"USER+PROVIDER, or by being bound to one (device add --account); otherwise\n"
+"the first by provider name is used.\n";
+static const char help_device[] =
+"usage: mailgate device add USER LABEL [--scopes imap,pop3,smtp] [--account PROVIDER] [--json]\n"
+"       mailgate device list [USER] [--json]\n"
+"       mailgate device revoke USER LABEL\n"
+"Device passwords: 'add' generates a random password (160 bits), prints it\n"
+"once and stores only a keyed hash. It logs in as USER, only for its scopes\n"
+"(default: all three protocols). 'revoke' ends the device's live sessions\n"
+"on every gateway sharing the store within the poll interval.\n";
+static const char help_key[] =
+"usage: mailgate key rotate\n"
+"       mailgate key prune\n"
+"       mailgate key list [--json]\n"
+"'rotate' makes a new master key and re-encrypts every provider secret under\n"
+"it while gateways keep serving; the old key stays beside the master key as\n"
+"MASTER_KEY.<id> until 'prune' removes the keys no secret uses any more.\n";
+static const char help_audit[] =
+"usage: mailgate audit [--user USER] [--since WHEN] [--json]\n"
+"Shows logins and admin changes, oldest first. WHEN is seconds since the\n"
+"epoch, a date (2026-11-22), a UTC time (2026-11-22T10:00:00Z), or an age\n"
+"(90s, 30m, 12h, 7d).\n";
+static const char help_import[] =
+"usage: mailgate import dovecot-passwd FILE\n"
+"Adds the users of a Dovecot passwd-file with their existing hashes\n"
+"({SHA512-CRYPT}, {BLF-CRYPT}, {CRYPT}, or a bare crypt string), so that\n"
+"they keep their passwords. Existing users are left as they are.\n";
 
 static const char *
 cmd_help(const char *cmd)
@@ -67,6 +102,14 @@ cmd_help(const char *cmd)
 		return help_user;
 	if (strcmp(cmd, "account") == 0)
 		return help_account;
+	if (strcmp(cmd, "device") == 0)
+		return help_device;
+	if (strcmp(cmd, "key") == 0)
+		return help_key;
+	if (strcmp(cmd, "audit") == 0)
+		return help_audit;
+	if (strcmp(cmd, "import") == 0)
+		return help_import;
 	return NULL;
 }
 
@@ -94,6 +137,24 @@ mg_args_parse(struct mg_args *a, int argc, char **argv)
 			a->login = argv[i];
 		} else if (strncmp(s, "--login=", 8) == 0) {
 			a->login = s + 8;
+		} else if (strcmp(s, "--scopes") == 0) {
+			if (++i >= argc)
+				goto missing;
+			a->scopes = argv[i];
+		} else if (strcmp(s, "--account") == 0) {
+			if (++i >= argc)
+				goto missing;
+			a->account = argv[i];
+		} else if (strcmp(s, "--user") == 0) {
+			if (++i >= argc)
+				goto missing;
+			a->user = argv[i];
+		} else if (strcmp(s, "--since") == 0) {
+			if (++i >= argc)
+				goto missing;
+			a->since = argv[i];
+		} else if (strcmp(s, "--json") == 0) {
+			a->json = 1;
 		} else if (strcmp(s, "--password-stdin") == 0) {
 			a->password_stdin = 1;
 		} else if (strcmp(s, "--syntax-only") == 0) {
@@ -135,8 +196,8 @@ print_diag(struct mg_diag *d)
 }
 
 /* Loads and checks the configuration; prints every problem. NULL on failure. */
-static struct mg_config *
-load_config(struct mg_args *a, int check_files)
+struct mg_config *
+admin_load_config(struct mg_args *a, int check_files)
 {
 	struct mg_config	*cfg = NULL;
 	struct mg_diag		 d = { NULL, 0, 0 };
@@ -163,7 +224,7 @@ mg_cmd_check(struct mg_args *a)
 		fputs(help_check, stderr);
 		return 2;
 	}
-	if ((cfg = load_config(a, !a->syntax_only)) == NULL)
+	if ((cfg = admin_load_config(a, !a->syntax_only)) == NULL)
 		return 2;
 	printf("%s: ok\n", a->config);
 	mg_config_free(cfg);
@@ -180,7 +241,7 @@ mg_cmd_run(struct mg_args *a)
 		fputs(help_run, stderr);
 		return 2;
 	}
-	if ((cfg = load_config(a, 1)) == NULL)
+	if ((cfg = admin_load_config(a, 1)) == NULL)
 		return 2;
 	r = mg_gateway_run(cfg);
 	mg_config_free(cfg);
@@ -290,7 +351,7 @@ mg_cmd_init(struct mg_args *a)
 		fputs(help_init, stderr);
 		return 2;
 	}
-	if ((cfg = load_config(a, 0)) == NULL)
+	if ((cfg = admin_load_config(a, 0)) == NULL)
 		return 2;
 	if (stat(cfg->master_key.path, &sb) == -1) {
 		if (make_parent(cfg->master_key.path, 0700) == -1)
@@ -300,6 +361,15 @@ mg_cmd_init(struct mg_args *a)
 			goto out;
 		}
 		printf("created master key %s\n", cfg->master_key.path);
+	}
+	if (stat(cfg->device_key.path, &sb) == -1) {
+		if (make_parent(cfg->device_key.path, 0700) == -1)
+			goto out;
+		if (mg_master_key_create(cfg->device_key.path, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mailgate: device key: %s\n", err);
+			goto out;
+		}
+		printf("created device key %s\n", cfg->device_key.path);
 	}
 	have_cert = stat(cfg->tls_cert.path, &sb) == 0;
 	have_key = stat(cfg->tls_key.path, &sb) == 0;
@@ -313,12 +383,10 @@ mg_cmd_init(struct mg_args *a)
 		    cfg->tls_cert.path, cfg->tls_key.path);
 		goto out;
 	}
-	if (make_parent(cfg->store_sqlite.path, 0750) == -1)
+	if (cfg->store_sqlite.path != NULL && make_parent(cfg->store_sqlite.path, 0750) == -1)
 		goto out;
-	if ((st = mg_store_open_sqlite(cfg->store_sqlite.path, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "mailgate: store %s: %s\n", cfg->store_sqlite.path, err);
+	if ((st = admin_open_store(cfg)) == NULL)
 		goto out;
-	}
 	mg_store_close(st);
 	rc = 0;
 out:
@@ -331,8 +399,8 @@ out:
  * else from the terminal without echo (twice when confirm is set).
  * 0 ok, -1 error (printed). buf is wiped by the caller.
  */
-static int
-read_password(struct mg_args *a, const char *prompt, int confirm, char *buf, size_t len)
+int
+admin_read_password(struct mg_args *a, const char *prompt, int confirm, char *buf, size_t len)
 {
 	struct termios	 old, noecho;
 	char		 again[MG_NAME_MAX];
@@ -394,8 +462,8 @@ read_password(struct mg_args *a, const char *prompt, int confirm, char *buf, siz
 	return ok;
 }
 
-static int
-valid_name(const char *what, const char *s)
+int
+admin_valid_name(const char *what, const char *s)
 {
 	size_t	i, n = strlen(s);
 
@@ -414,192 +482,44 @@ valid_name(const char *what, const char *s)
 	return 1;
 }
 
-static struct mg_store *
-open_store(struct mg_config *cfg)
+struct mg_store *
+admin_open_store(struct mg_config *cfg)
 {
 	struct mg_store	*st;
 	char		 err[MG_ERRLEN];
 
-	if ((st = mg_store_open_sqlite(cfg->store_sqlite.path, err, sizeof(err))) == NULL)
-		fprintf(stderr, "mailgate: store %s: %s\n", cfg->store_sqlite.path, err);
+	if ((st = mg_store_open_config(cfg, err, sizeof(err))) == NULL)
+		fprintf(stderr, "mailgate: %s\n", err);
 	return st;
 }
 
-static int
-print_user_cb(const struct mg_user *u, void *arg)
+void
+admin_json_str(FILE *f, const char *s)
 {
-	char		 created[32];
-	struct tm	 tm;
+	const unsigned char *p;
 
-	(void)arg;
-	gmtime_r(&u->created, &tm);
-	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("%s\tcreated=%s\n", u->name, created);
-	return 0;
+	fputc('"', f);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
 }
 
-int
-mg_cmd_user(struct mg_args *a)
+const char *
+admin_time(time_t t, char *buf, size_t len)
 {
-	struct mg_config	*cfg = NULL;
-	struct mg_store		*st = NULL;
-	char			 pw[MG_NAME_MAX], hash[MG_HASH_MAX], err[MG_ERRLEN];
-	const char		*sub = a->npos > 0 ? a->pos[0] : "";
-	int			 rc = 1, r;
+	struct tm tm;
 
-	memset(pw, 0, sizeof(pw));
-	if (strcmp(sub, "list") == 0 ? a->npos != 1 :
-	    (strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 && strcmp(sub, "del") != 0) ||
-	    a->npos != 2) {
-		fputs(help_user, stderr);
-		return 2;
+	if (t == 0) {
+		snprintf(buf, len, "never");
+		return buf;
 	}
-	if (a->npos == 2 && !valid_name("a user name", a->pos[1]))
-		return 2;
-	if ((cfg = load_config(a, 0)) == NULL)
-		return 2;
-	if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0) {
-		if (read_password(a, "New gateway password", 1, pw, sizeof(pw)) == -1)
-			goto out;
-		r = mg_password_hash(pw, hash, sizeof(hash), err, sizeof(err));
-		OPENSSL_cleanse(pw, sizeof(pw));
-		if (r == -1) {
-			fprintf(stderr, "mailgate: %s\n", err);
-			goto out;
-		}
-	}
-	if ((st = open_store(cfg)) == NULL)
-		goto out;
-	if (strcmp(sub, "add") == 0) {
-		r = mg_store_user_add(st, a->pos[1], hash, err, sizeof(err));
-		if (r == 1)
-			fprintf(stderr, "mailgate: user %s already exists (use 'user passwd')\n", a->pos[1]);
-	} else if (strcmp(sub, "passwd") == 0) {
-		r = mg_store_user_set_hash(st, a->pos[1], hash, err, sizeof(err));
-		if (r == 1)
-			fprintf(stderr, "mailgate: no user %s\n", a->pos[1]);
-	} else if (strcmp(sub, "del") == 0) {
-		r = mg_store_user_del(st, a->pos[1], err, sizeof(err));
-		if (r == 1)
-			fprintf(stderr, "mailgate: no user %s\n", a->pos[1]);
-	} else
-		r = mg_store_user_list(st, print_user_cb, NULL, err, sizeof(err));
-	if (r == -1)
-		fprintf(stderr, "mailgate: store: %s\n", err);
-	rc = r == 0 ? 0 : 1;
-out:
-	OPENSSL_cleanse(hash, sizeof(hash));
-	if (st != NULL)
-		mg_store_close(st);
-	mg_config_free(cfg);
-	return rc;
-}
-
-static int
-print_account_cb(const struct mg_account *acct, void *arg)
-{
-	char		 updated[32];
-	struct tm	 tm;
-
-	(void)arg;
-	gmtime_r(&acct->updated, &tm);
-	strftime(updated, sizeof(updated), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("%s\t%s\tlogin=%s\tsecret=%s\tupdated=%s\n", acct->user, acct->provider, acct->login,
-	    acct->kind == MG_SECRET_PASSWORD ? "app-password" : "oauth2-refresh-token", updated);
-	return 0;
-}
-
-static int
-account_set(struct mg_args *a, struct mg_config *cfg, struct mg_store *st)
-{
-	struct mg_master_key	 key;
-	struct mg_account	*acct;
-	char			 pw[MG_NAME_MAX], err[MG_ERRLEN];
-	uint8_t			 aad[2 * MG_NAME_MAX + 16];
-	int			 aadlen, rc = 1, r;
-	long			 n;
-
-	if (a->login == NULL || !valid_name("the login", a->login)) {
-		if (a->login == NULL)
-			fprintf(stderr, "mailgate: account set needs --login UPSTREAM_LOGIN\n");
-		return 2;
-	}
-	if (mg_config_provider(cfg, a->pos[2]) == NULL) {
-		fprintf(stderr, "mailgate: no provider '%s' in %s\n", a->pos[2], a->config);
-		return 2;
-	}
-	if ((acct = calloc(1, sizeof(*acct))) == NULL)
-		return 1;
-	memset(&key, 0, sizeof(key));
-	if (mg_master_key_load(cfg->master_key.path, &key, err, sizeof(err)) == -1) {
-		fprintf(stderr, "mailgate: %s\n", err);
-		goto out;
-	}
-	if (read_password(a, "Provider app password", 0, pw, sizeof(pw)) == -1)
-		goto out;
-	snprintf(acct->user, sizeof(acct->user), "%s", a->pos[1]);
-	snprintf(acct->provider, sizeof(acct->provider), "%s", a->pos[2]);
-	snprintf(acct->login, sizeof(acct->login), "%s", a->login);
-	acct->kind = MG_SECRET_PASSWORD;
-	aadlen = mg_account_aad(acct->user, acct->provider, (int)acct->kind, aad, sizeof(aad));
-	n = aadlen < 0 ? -1 : mg_seal(&key, aad, (size_t)aadlen, (const uint8_t *)pw, strlen(pw),
-	    acct->sealed, sizeof(acct->sealed), err, sizeof(err));
-	OPENSSL_cleanse(pw, sizeof(pw));
-	if (n < 0) {
-		fprintf(stderr, "mailgate: cannot encrypt the secret: %s\n", aadlen < 0 ? "names too long" : err);
-		goto out;
-	}
-	acct->sealed_len = (size_t)n;
-	r = mg_store_account_set(st, acct, err, sizeof(err));
-	if (r == 1)
-		fprintf(stderr, "mailgate: no user %s (add it with 'user add')\n", a->pos[1]);
-	else if (r == -1)
-		fprintf(stderr, "mailgate: store: %s\n", err);
-	rc = r == 0 ? 0 : 1;
-out:
-	mg_master_key_wipe(&key);
-	OPENSSL_cleanse(acct, sizeof(*acct));
-	free(acct);
-	return rc;
-}
-
-int
-mg_cmd_account(struct mg_args *a)
-{
-	struct mg_config	*cfg = NULL;
-	struct mg_store		*st = NULL;
-	char			 err[MG_ERRLEN];
-	const char		*sub = a->npos > 0 ? a->pos[0] : "";
-	int			 rc = 1, r;
-
-	if (!((strcmp(sub, "set") == 0 && a->npos == 3) || (strcmp(sub, "del") == 0 && a->npos == 3) ||
-	    (strcmp(sub, "list") == 0 && a->npos <= 2))) {
-		fputs(help_account, stderr);
-		return 2;
-	}
-	if (a->npos >= 2 && !valid_name("a user name", a->pos[1]))
-		return 2;
-	if ((cfg = load_config(a, 0)) == NULL)
-		return 2;
-	if ((st = open_store(cfg)) == NULL)
-		goto out;
-	if (strcmp(sub, "set") == 0) {
-		rc = account_set(a, cfg, st);
-		goto out;
-	}
-	if (strcmp(sub, "del") == 0) {
-		r = mg_store_account_del(st, a->pos[1], a->pos[2], err, sizeof(err));
-		if (r == 1)
-			fprintf(stderr, "mailgate: user %s has no account at %s\n", a->pos[1], a->pos[2]);
-	} else
-		r = mg_store_account_list(st, a->npos == 2 ? a->pos[1] : NULL, print_account_cb, NULL,
-		    err, sizeof(err));
-	if (r == -1)
-		fprintf(stderr, "mailgate: store: %s\n", err);
-	rc = r == 0 ? 0 : 1;
-out:
-	if (st != NULL)
-		mg_store_close(st);
-	mg_config_free(cfg);
-	return rc;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
 }

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -34,6 +36,11 @@
 #define MG_CFG_TIMEOUT_LOGIN	60	/* seconds, default for timeouts.login */
 #define MG_CFG_TIMEOUT_IDLE	1800	/* RFC 3501 5.4: at least 30 minutes */
 #define MG_CFG_TIMEOUT_CONNECT	30
+#define MG_CFG_POLL_INTERVAL	2	/* seconds, default for store.poll_interval */
+#define MG_CFG_POLL_MAX		60
+#define MG_CFG_CACHE_TTL	60	/* seconds, default for auth.cache_ttl */
+#define MG_CFG_CACHE_TTL_MAX	3600
+#define MG_CFG_DEVICE_KEY	"device.key"	/* default device key, beside the master key */
 
 #define MG_CFG_WHERE_MAX	160	/* longest "providers.NAME.imap.port" and more */
 #define MG_CFG_QUOTE_MAX	64	/* values are cut to this many bytes in messages */
@@ -87,12 +94,12 @@ struct config_load {
 };
 
 enum {
-	TOP_LISTEN, TOP_TLS, TOP_STORE, TOP_TIMEOUTS, TOP_INCLUDE, TOP_PROVIDERS,
+	TOP_LISTEN, TOP_TLS, TOP_STORE, TOP_TIMEOUTS, TOP_INCLUDE, TOP_PROVIDERS, TOP_AUTH,
 	TOP_N
 };
 static const struct config_field config_top_fields[TOP_N] = {
 	{ "listen", 1 }, { "tls", 1 }, { "store", 1 }, { "timeouts", 0 },
-	{ "include", 0 }, { "providers", 0 },
+	{ "include", 0 }, { "providers", 0 }, { "auth", 0 },
 };
 
 enum { LISTEN_PROTOCOL, LISTEN_ADDRESS, LISTEN_TLS, LISTEN_N };
@@ -105,9 +112,16 @@ static const struct config_field config_tls_fields[TLS_N] = {
 	{ "certificate", 1 }, { "key", 1 },
 };
 
-enum { STORE_SQLITE, STORE_MASTER_KEY, STORE_N };
+/* Exactly one of sqlite and postgres is required; config_store() checks that. */
+enum { STORE_SQLITE, STORE_POSTGRES, STORE_MASTER_KEY, STORE_DEVICE_KEY, STORE_POLL_INTERVAL, STORE_N };
 static const struct config_field config_store_fields[STORE_N] = {
-	{ "sqlite", 1 }, { "master_key", 1 },
+	{ "sqlite", 0 }, { "postgres", 0 }, { "master_key", 1 }, { "device_key", 0 },
+	{ "poll_interval", 0 },
+};
+
+enum { AUTH_CACHE_TTL, AUTH_N };
+static const struct config_field config_auth_fields[AUTH_N] = {
+	{ "cache_ttl", 0 },
 };
 
 enum { TIMEOUT_LOGIN, TIMEOUT_IDLE, TIMEOUT_CONNECT, TIMEOUT_N };
@@ -172,8 +186,13 @@ static void	config_listen(struct config_load *, const struct config_item *);
 static void	config_listener(struct config_load *, const struct config_item *, size_t);
 static void	config_tls(struct config_load *, const struct config_item *);
 static void	config_store(struct config_load *, const struct config_item *);
+static void	config_conninfo(struct config_load *, const struct config_item *, struct mg_cfg_path *);
+static int	config_default_device_key(struct mg_config *);
 static const char *config_fmt_secs(unsigned, char *, size_t);
+static int	config_duration(struct config_load *, const struct config_item *, unsigned, unsigned,
+		    unsigned *);
 static void	config_timeouts(struct config_load *, const struct config_item *);
+static void	config_auth(struct config_load *, const struct config_item *);
 static void	config_include(struct config_load *, const struct config_item *);
 static int	config_valid_name(const char *, size_t);
 static void	config_providers(struct config_load *, const struct config_item *);
@@ -193,6 +212,7 @@ static FILE	*config_fopen(struct mg_diag *, const struct mg_cfg_path *, const ch
 static int	config_nopass_cb(char *, int, int, void *);
 static int	config_check_tls(const struct mg_config *, struct mg_diag *);
 static int	config_check_store(const struct mg_config *, struct mg_diag *);
+static int	config_check_key(const struct mg_cfg_path *, const char *, struct mg_diag *);
 static int	config_check_ca(const struct mg_provider_cfg *, struct mg_diag *);
 
 /*
@@ -938,25 +958,123 @@ config_tls(struct config_load *ld, const struct config_item *it)
 		    order[j] == TLS_CERTIFICATE ? &ld->cfg->tls_cert : &ld->cfg->tls_key);
 }
 
+/*
+ * store: the backend (exactly one of sqlite and postgres), the keys, and
+ * how often to poll for revocations. device_key defaults to "device.key"
+ * beside the master key, once both are known (see config_load's end).
+ */
 static void
 config_store(struct config_load *ld, const struct config_item *it)
 {
+	struct mg_config *cfg = ld->cfg;
 	struct config_item items[STORE_N];
 	size_t	 order[STORE_N], j;
 	int	 n;
 
 	if ((n = config_fields(ld, it, config_store_fields, STORE_N, 1, items, order)) == -1)
 		return;
-	for (j = 0; j < (size_t)n; j++)
-		config_path(ld, &items[order[j]],
-		    order[j] == STORE_SQLITE ? &ld->cfg->store_sqlite : &ld->cfg->master_key);
+	if (items[STORE_SQLITE].val == NULL && items[STORE_POSTGRES].val == NULL)
+		config_err(ld, config_at(it), it->where,
+		    "missing required key \"sqlite\" or \"postgres\"");
+	else if (items[STORE_SQLITE].val != NULL && items[STORE_POSTGRES].val != NULL)
+		config_err(ld, config_at(it), it->where, "\"sqlite\" and \"postgres\" are both set; "
+		    "a gateway uses one store");
+	for (j = 0; j < (size_t)n; j++) {
+		const struct config_item *f = &items[order[j]];
+
+		switch (order[j]) {
+		case STORE_SQLITE:
+			config_path(ld, f, &cfg->store_sqlite);
+			break;
+		case STORE_POSTGRES:
+			config_conninfo(ld, f, &cfg->store_postgres);
+			break;
+		case STORE_MASTER_KEY:
+			config_path(ld, f, &cfg->master_key);
+			break;
+		case STORE_DEVICE_KEY:
+			config_path(ld, f, &cfg->device_key);
+			break;
+		case STORE_POLL_INTERVAL:
+			(void)config_duration(ld, f, 1, MG_CFG_POLL_MAX, &cfg->poll_interval);
+			break;
+		}
+	}
+	/* One key must not serve two purposes: each has its own backup and rotation. */
+	if (cfg->device_key.path != NULL && cfg->master_key.path != NULL &&
+	    strcmp(cfg->device_key.path, cfg->master_key.path) == 0)
+		config_err(ld, items[STORE_DEVICE_KEY].val, items[STORE_DEVICE_KEY].where,
+		    "must not be the master key file");
+}
+
+/*
+ * store.postgres: a libpq connection string, kept as written (it is not a
+ * path). It is parsed here so that a typo is reported with its position;
+ * libpq's own message is not shown, because it may quote the string, and
+ * the string may hold a password.
+ */
+static void
+config_conninfo(struct config_load *ld, const struct config_item *it, struct mg_cfg_path *out)
+{
+	PQconninfoOption *opts;
+	const char *s;
+	char	*msg = NULL;
+
+	if ((s = config_string(ld, it)) == NULL)
+		return;
+	if ((opts = PQconninfoParse(s, &msg)) == NULL) {
+		if (msg != NULL) {
+			OPENSSL_cleanse(msg, strlen(msg));
+			PQfreemem(msg);
+			config_err(ld, it->val, it->where, "not a valid libpq connection string "
+			    "(key=value pairs such as \"host=db.example port=5432 dbname=mailgate\", "
+			    "or a postgresql:// URI)");
+		} else
+			config_err(ld, it->val, it->where, "out of memory");
+		return;
+	}
+	PQconninfoFree(opts);
+	config_path_free(out);
+	if ((out->path = strdup(s)) == NULL) {
+		config_err(ld, it->val, it->where, "out of memory");
+		return;
+	}
+	out->file = ld->file;
+	out->line = (int)it->val->start_mark.line + 1;
+	out->col = (int)it->val->start_mark.column + 1;
+}
+
+/*
+ * Sets device_key to "device.key" in the master key's directory when the
+ * file does not name one, positioned where the master key is. 0 ok (or
+ * nothing to do), -1 out of memory.
+ */
+static int
+config_default_device_key(struct mg_config *cfg)
+{
+	const char *mk = cfg->master_key.path, *slash;
+	size_t	 dlen;
+	char	*p;
+
+	if (cfg->device_key.path != NULL || mk == NULL)
+		return 0;
+	dlen = (slash = strrchr(mk, '/')) != NULL ? (size_t)(slash - mk) + 1 : 0;
+	if ((p = malloc(dlen + sizeof(MG_CFG_DEVICE_KEY))) == NULL)
+		return -1;
+	memcpy(p, mk, dlen);
+	memcpy(p + dlen, MG_CFG_DEVICE_KEY, sizeof(MG_CFG_DEVICE_KEY));
+	cfg->device_key = cfg->master_key;
+	cfg->device_key.path = p;
+	return 0;
 }
 
 /* Writes a number of seconds the way a person would: "1h", "10m", "45s". */
 static const char *
 config_fmt_secs(unsigned secs, char *buf, size_t bufsz)
 {
-	if (secs % 3600 == 0)
+	if (secs == 0)
+		snprintf(buf, bufsz, "0s");
+	else if (secs % 3600 == 0)
 		snprintf(buf, bufsz, "%uh", secs / 3600);
 	else if (secs % 60 == 0)
 		snprintf(buf, bufsz, "%um", secs / 60);
@@ -966,9 +1084,59 @@ config_fmt_secs(unsigned secs, char *buf, size_t bufsz)
 }
 
 /*
- * timeouts: each a whole number of seconds with an optional s, m or h
- * suffix, between 1s and config_timeout_max[]. Absent ones keep their
- * defaults; an empty "timeouts:" is the same as none.
+ * A duration: a whole number of seconds with an optional s, m or h
+ * suffix, between min and max seconds. 0 and *out set, or -1 after
+ * reporting the problem (*out keeps its default).
+ */
+static int
+config_duration(struct config_load *ld, const struct config_item *it, unsigned min, unsigned max,
+    unsigned *out)
+{
+	char	 q[MG_CFG_QUOTE_MAX + 16], b1[32], b2[32];
+	unsigned long v, mult;
+	const char *s;
+	int	 digits;
+
+	if ((s = config_string(ld, it)) == NULL)
+		return -1;
+	digits = config_number(s, 0xffffffffUL, &v);
+	mult = 1;
+	if (digits > 0 && s[digits] != '\0' && s[digits + 1] == '\0') {
+		switch (s[digits]) {
+		case 's':
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		default:
+			digits = 0;
+			break;
+		}
+	} else if (digits > 0 && s[digits] != '\0')
+		digits = 0;
+	if (digits == 0) {
+		config_err(ld, it->val, it->where,
+		    "%s: expected a number of seconds, optionally followed by s, m or h "
+		    "(as in 90, 30s, 30m, 1h)", config_quote_node(it->val, q, sizeof(q)));
+		return -1;
+	}
+	/* digits == -1 means too big to hold, which is out of range too. */
+	if (digits == -1 || v > max / mult || v * mult < min) {
+		config_err(ld, it->val, it->where, "%s: must be between %s and %s",
+		    config_quote_node(it->val, q, sizeof(q)), config_fmt_secs(min, b1, sizeof(b1)),
+		    config_fmt_secs(max, b2, sizeof(b2)));
+		return -1;
+	}
+	*out = (unsigned)(v * mult);
+	return 0;
+}
+
+/*
+ * timeouts: each a duration between 1s and config_timeout_max[]. Absent
+ * ones keep their defaults; an empty "timeouts:" is the same as none.
  */
 static void
 config_timeouts(struct config_load *ld, const struct config_item *it)
@@ -977,53 +1145,35 @@ config_timeouts(struct config_load *ld, const struct config_item *it)
 	unsigned *dst[TIMEOUT_N] = {
 		&ld->cfg->timeout_login, &ld->cfg->timeout_idle, &ld->cfg->timeout_connect,
 	};
-	size_t	 order[TIMEOUT_N], j, f;
-	char	 q[MG_CFG_QUOTE_MAX + 16], b[32];
-	unsigned long v, mult;
-	const char *s;
-	int	 n, digits;
+	size_t	 order[TIMEOUT_N], j;
+	int	 n;
 
 	if (config_is_null(it->val))
 		return;
 	if ((n = config_fields(ld, it, config_timeout_fields, TIMEOUT_N, 1, items, order)) == -1)
 		return;
-	for (j = 0; j < (size_t)n; j++) {
-		f = order[j];
-		if ((s = config_string(ld, &items[f])) == NULL)
-			continue;
-		digits = config_number(s, 0xffffffffUL, &v);
-		mult = 1;
-		if (digits > 0 && s[digits] != '\0' && s[digits + 1] == '\0') {
-			switch (s[digits]) {
-			case 's':
-				break;
-			case 'm':
-				mult = 60;
-				break;
-			case 'h':
-				mult = 3600;
-				break;
-			default:
-				digits = 0;
-				break;
-			}
-		} else if (digits > 0 && s[digits] != '\0')
-			digits = 0;
-		if (digits == 0) {
-			config_err(ld, items[f].val, items[f].where,
-			    "%s: expected a number of seconds, optionally followed by s, m or h "
-			    "(as in 90, 30s, 30m, 1h)", config_quote_node(items[f].val, q, sizeof(q)));
-			continue;
-		}
-		/* digits == -1 means too big to hold, which is out of range too. */
-		if (digits == -1 || v == 0 || v > config_timeout_max[f] / mult) {
-			config_err(ld, items[f].val, items[f].where, "%s: must be between 1s and %s",
-			    config_quote_node(items[f].val, q, sizeof(q)),
-			    config_fmt_secs(config_timeout_max[f], b, sizeof(b)));
-			continue;
-		}
-		*dst[f] = (unsigned)(v * mult);
-	}
+	for (j = 0; j < (size_t)n; j++)
+		(void)config_duration(ld, &items[order[j]], 1, config_timeout_max[order[j]], dst[order[j]]);
+}
+
+/*
+ * auth: how logins are verified. cache_ttl is how long a verified login
+ * is remembered, 0 (no cache) to 1h. An empty "auth:" is the same as none.
+ */
+static void
+config_auth(struct config_load *ld, const struct config_item *it)
+{
+	struct config_item items[AUTH_N];
+	size_t	 order[AUTH_N], j;
+	int	 n;
+
+	if (config_is_null(it->val))
+		return;
+	if ((n = config_fields(ld, it, config_auth_fields, AUTH_N, 1, items, order)) == -1)
+		return;
+	for (j = 0; j < (size_t)n; j++)
+		(void)config_duration(ld, &items[order[j]], 0, MG_CFG_CACHE_TTL_MAX,
+		    &ld->cfg->auth_cache_ttl);
 }
 
 /*
@@ -1276,6 +1426,9 @@ config_top(struct config_load *ld, yaml_node_t *root)
 		case TOP_PROVIDERS:
 			config_providers(ld, f);
 			break;
+		case TOP_AUTH:
+			config_auth(ld, f);
+			break;
 		}
 	}
 }
@@ -1437,11 +1590,15 @@ mg_config_load(const char *path, struct mg_config **out, struct mg_diag *diag)
 	cfg->timeout_login = MG_CFG_TIMEOUT_LOGIN;
 	cfg->timeout_idle = MG_CFG_TIMEOUT_IDLE;
 	cfg->timeout_connect = MG_CFG_TIMEOUT_CONNECT;
+	cfg->poll_interval = MG_CFG_POLL_INTERVAL;
+	cfg->auth_cache_ttl = MG_CFG_CACHE_TTL;
 
 	ld.cfg = cfg;
 	ld.diag = diag;
 	ld.file = cfg->path;
 	config_file(&ld, path, NULL, 0);
+	if (config_default_device_key(cfg) == -1)
+		config_note(&ld, cfg->path, 0, 0, "out of memory");
 	free(ld.lpos);
 	free(ld.ppos);
 	config_flush(&ld);
@@ -1470,7 +1627,9 @@ mg_config_free(struct mg_config *cfg)
 	config_path_free(&cfg->tls_cert);
 	config_path_free(&cfg->tls_key);
 	config_path_free(&cfg->store_sqlite);
+	config_path_free(&cfg->store_postgres);
 	config_path_free(&cfg->master_key);
+	config_path_free(&cfg->device_key);
 	for (i = 0; i < cfg->nproviders; i++)
 		config_path_free(&cfg->providers[i].ca_file);
 	free(cfg->providers);
@@ -1632,18 +1791,32 @@ config_check_store(const struct mg_config *cfg, struct mg_diag *diag)
 		free(dir);
 	}
 
-	/* The master key's permissions are checked when it is loaded. */
-	p = &cfg->master_key;
-	if (p->path != NULL) {
-		if (stat(p->path, &st) == -1) {
-			config_file_err(diag, p, "store.master_key", p->path, "%s", strerror(errno));
-			n++;
-		} else if (!S_ISREG(st.st_mode)) {
-			config_file_err(diag, p, "store.master_key", p->path, "not a regular file");
-			n++;
-		}
-	}
+	/* A PostgreSQL store has nothing on disk; its server is not contacted here. */
+	n += config_check_key(&cfg->master_key, "store.master_key", diag);
+	n += config_check_key(&cfg->device_key, "store.device_key", diag);
 	return n;
+}
+
+/*
+ * A key file must exist and be a regular file; its permissions and size
+ * are checked when it is loaded. `mailgate init` creates both keys.
+ */
+static int
+config_check_key(const struct mg_cfg_path *p, const char *where, struct mg_diag *diag)
+{
+	struct stat st;
+
+	if (p->path == NULL)
+		return 0;
+	if (stat(p->path, &st) == -1) {
+		config_file_err(diag, p, where, p->path, "%s", strerror(errno));
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_file_err(diag, p, where, p->path, "not a regular file");
+		return 1;
+	}
+	return 0;
 }
 
 static int

@@ -74,8 +74,13 @@ struct mg_config {
 	struct mg_cfg_path	 tls_cert;	/* PEM certificate chain presented to devices */
 	struct mg_cfg_path	 tls_key;	/* PEM private key */
 
-	struct mg_cfg_path	 store_sqlite;	/* SQLite database file */
+	struct mg_cfg_path	 store_sqlite;	/* SQLite database file; NULL path when store_postgres is set */
+	struct mg_cfg_path	 store_postgres;/* libpq connection string (in .path, never resolved); NULL when sqlite */
 	struct mg_cfg_path	 master_key;	/* 32 random bytes, mode 0600 */
+	struct mg_cfg_path	 device_key;	/* the device password key; default "device.key" beside master_key
+						   (then positioned at master_key's value) */
+	unsigned		 poll_interval;	/* seconds between checks of the store generation (default 2) */
+	unsigned		 auth_cache_ttl;/* seconds a verified login is cached; 0: no cache (default 60) */
 
 	unsigned		 timeout_login;		/* seconds before authentication (default 60) */
 	unsigned		 timeout_idle;		/* seconds of silence after login (default 1800) */
@@ -95,8 +100,9 @@ int mg_config_load(const char *path, struct mg_config **out, struct mg_diag *dia
 
 /*
  * Checks that the files the config names exist and are readable: the TLS
- * certificate and key (and that they parse and match), the master key, each
- * provider's ca_file, and the directory of the SQLite store. Returns the
+ * certificate and key (and that they parse and match), the master key and
+ * the device key, each provider's ca_file, and the directory of the SQLite
+ * store (a PostgreSQL store has nothing on disk to check). Returns the
  * number of problems appended to diag (0 when all is well).
  */
 int mg_config_check_files(const struct mg_config *cfg, struct mg_diag *diag);

@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "log.h"
 #include "sasl.h"
@@ -16,14 +17,18 @@
 static void	login_auth_done(struct mg_session *, struct mg_auth_result *);
 static void	login_upstream_done(struct mg_session *, int, const char *);
 
+/* The log line for the admin (reason may say more) and the audit record (reason for the device). */
 static void
-login_log(struct mg_session *s, const char *result, const char *reason)
+login_log(struct mg_session *s, const char *result, const char *log_reason, const char *audit_reason,
+    const char *hash)
 {
 	char esc[160];
 
 	mg_log_escape(s->user, strlen(s->user), esc, sizeof(esc));
-	mg_log_info(s->id, "%s login user=\"%s\" provider=%s client=%s result=%s reason=\"%s\"",
-	    s->ops->name, esc, s->provider[0] ? s->provider : "-", s->peer, result, reason);
+	mg_log_info(s->id, "%s login user=\"%s\" device=%s provider=%s client=%s result=%s hash=%s reason=\"%s\"",
+	    s->ops->name, esc, s->device[0] ? s->device : "-", s->provider[0] ? s->provider : "-", s->peer,
+	    result, hash != NULL ? hash : "none", log_reason);
+	mg_audit_login(s, result, audit_reason);
 }
 
 /* Back to reading commands, unless the reply closed the session. */
@@ -53,10 +58,10 @@ mg_login_start(struct mg_session *s, const char *user, size_t ulen, const char *
 	if (ulen == 0 || ulen >= MG_NAME_MAX || plen == 0 || plen >= MG_NAME_MAX ||
 	    memchr(user, '\0', ulen) != NULL || memchr(pass, '\0', plen) != NULL) {
 		/* Not a name or password the store can hold: simply wrong. */
-		login_log(s, "fail", "malformed credentials");
+		login_log(s, "fail", "malformed credentials", "invalid credentials", NULL);
 		replies->fail(s);
 	} else {
-		login_log(s, "tempfail", "cannot queue the check");
+		login_log(s, "tempfail", "cannot queue the check", "cannot queue the check", NULL);
 		replies->tempfail(s, "try again later");
 	}
 	login_resume(s);
@@ -65,22 +70,27 @@ mg_login_start(struct mg_session *s, const char *user, size_t ulen, const char *
 static void
 login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 {
+	s->hash = r->hash;
+	snprintf(s->device, sizeof(s->device), "%s", r->device);
 	switch (r->status) {
 	case MG_AUTH_FAIL:
-		login_log(s, "fail", r->reason);
+		login_log(s, "fail", r->log_reason, r->reason, r->hash);
+		s->device[0] = '\0';
 		s->login->fail(s);
 		login_resume(s);
 		return;
 	case MG_AUTH_TEMPFAIL:
 		snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
-		login_log(s, "tempfail", r->reason);
+		login_log(s, "tempfail", r->log_reason, r->reason, r->hash);
+		s->device[0] = '\0';
 		s->login->tempfail(s, r->reason);
 		login_resume(s);
 		return;
 	case MG_AUTH_OK:
 		break;
 	}
-	snprintf(s->user, sizeof(s->user), "%s", r->user);
+	snprintf(s->auth_user, sizeof(s->auth_user), "%s", r->user);
+	s->auth_gen = r->auth_gen;
 	snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
 	s->state = MG_SS_UPSTREAM;
 	if (mg_upstream_start(s, s->lcfg->proto, r, login_upstream_done) == -1)
@@ -93,12 +103,13 @@ login_upstream_done(struct mg_session *s, int status, const char *reason)
 	if (s->closing)
 		return;
 	if (status != 0) {
-		login_log(s, "tempfail", reason);
+		login_log(s, "tempfail", reason, reason, s->hash);
+		s->auth_user[0] = s->device[0] = '\0';
 		s->login->tempfail(s, reason);
 		login_resume(s);
 		return;
 	}
-	login_log(s, "ok", "ok");
+	login_log(s, "ok", "ok", "ok", s->hash);
 	s->login->ok(s);
 	if (!s->closing)
 		mg_session_relay(s);

@@ -2,8 +2,7 @@
  * main.c - the mailgate command: run the gateway, check a configuration,
  * and administer the credential store (admin.c).
  *
- * Exit status: 0 success, 1 failure (store, I/O, not found), 2 usage or
- * configuration error.
+ * Exit status: see enum mg_exit in admin.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,10 @@ static const char usage_text[] =
 "                           a self-signed certificate\n"
 "  user add|passwd|del|list manage gateway users\n"
 "  account set|del|list     manage users' provider accounts\n"
+"  device add|list|revoke   per-device passwords with scopes\n"
+"  key rotate|prune|list    master key rotation\n"
+"  audit                    logins and admin changes\n"
+"  import dovecot-passwd F  users with their existing hashes\n"
 "\n"
 "Every command takes -c FILE (default " MG_DEFAULT_CONFIG ") before or after\n"
 "its arguments, and --help.\n";
@@ -55,6 +58,14 @@ main(int argc, char **argv)
 		return mg_cmd_user(&a);
 	if (strcmp(a.cmd, "account") == 0)
 		return mg_cmd_account(&a);
+	if (strcmp(a.cmd, "device") == 0)
+		return mg_cmd_device(&a);
+	if (strcmp(a.cmd, "key") == 0)
+		return mg_cmd_key(&a);
+	if (strcmp(a.cmd, "audit") == 0)
+		return mg_cmd_audit(&a);
+	if (strcmp(a.cmd, "import") == 0)
+		return mg_cmd_import(&a);
 	fprintf(stderr, "mailgate: unknown command '%s'\n%s", a.cmd, usage_text);
 	return 2;
 }

@@ -12,7 +12,10 @@
 
 #include <openssl/crypto.h>
 
+#include "auth.h"
 #include "log.h"
+#include "revoke.h"
+#include "store_open.h"
 #include "upstream.h"
 
 static void	gw_accept_cb(uv_stream_t *, int);
@@ -433,6 +436,7 @@ gw_signal_cb(uv_signal_t *sig, int signum)
 	}
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
+	mg_revoke_stop(gw);
 }
 
 /* Everything run needs before the loop starts; errors go to the log and fail startup. */
@@ -446,12 +450,20 @@ gw_setup(struct mg_gateway *gw)
 
 	if (gethostname(gw->hostname, sizeof(gw->hostname) - 1) == -1 || gw->hostname[0] == '\0')
 		snprintf(gw->hostname, sizeof(gw->hostname), "mailgate");
-	if (mg_master_key_load(cfg->master_key.path, &gw->mkey, err, sizeof(err)) == -1) {
+	if (mg_keyring_load(cfg->master_key.path, &gw->ring, err, sizeof(err)) == -1) {
 		mg_log_err(0, "startup master_key=%s error=\"%s\"", cfg->master_key.path, err);
 		return -1;
 	}
-	if ((gw->store = mg_store_open_sqlite(cfg->store_sqlite.path, err, sizeof(err))) == NULL) {
-		mg_log_err(0, "startup store=%s error=\"%s\"", cfg->store_sqlite.path, err);
+	if (mg_master_key_load(cfg->device_key.path, &gw->devkey, err, sizeof(err)) == -1) {
+		mg_log_err(0, "startup device_key=%s error=\"%s\"", cfg->device_key.path, err);
+		return -1;
+	}
+	if ((gw->store = mg_store_open_config(cfg, err, sizeof(err))) == NULL) {
+		mg_log_err(0, "startup store error=\"%s\"", err);
+		return -1;
+	}
+	if (mg_auth_init(gw) == -1 || mg_revoke_start(gw) == -1) {
+		mg_log_err(0, "startup error=\"out of memory\"");
 		return -1;
 	}
 	/* A real hash of a random password: unknown users cost what known ones do. */
@@ -518,6 +530,7 @@ mg_gateway_run(struct mg_config *cfg)
 
 	memset(&gw, 0, sizeof(gw));
 	gw.cfg = cfg;
+	pthread_mutex_init(&gw.ring_lock, NULL);
 	gw.loop = uv_default_loop();
 	/* Secrets live in this process: no core files. */
 	(void)setrlimit(RLIMIT_CORE, &rl);
@@ -553,6 +566,9 @@ out:
 		free(gw.client_ctx);
 	}
 	free(gw.listeners);
-	mg_master_key_wipe(&gw.mkey);
+	mg_auth_free(&gw);
+	mg_keyring_wipe(&gw.ring);
+	mg_master_key_wipe(&gw.devkey);
+	pthread_mutex_destroy(&gw.ring_lock);
 	return rc;
 }

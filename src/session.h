@@ -15,17 +15,21 @@
 #ifndef MG_SESSION_H
 #define MG_SESSION_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "config.h"
 #include "conn.h"
 #include "crypto.h"
+#include "keys.h"
+#include "revoke.h"
 #include "store.h"
 
 struct mg_session;
 struct mg_upstream;
 struct mg_login_replies;
+struct mg_auth_state;
 
 struct mg_listener {
 	uv_tcp_t			 tcp;	/* the listening socket; tcp.data == this */
@@ -37,7 +41,12 @@ struct mg_gateway {
 	uv_loop_t		*loop;
 	struct mg_config	*cfg;		/* owned */
 	struct mg_store		*store;		/* owned; used only from the thread pool */
-	struct mg_master_key	 mkey;		/* wiped at exit */
+	struct mg_keyring	 ring;		/* master keys; guarded by ring_lock (the thread pool reads it) */
+	pthread_mutex_t		 ring_lock;
+	struct mg_master_key	 devkey;	/* device passwords are hashed under it; read-only after start */
+	struct mg_auth_state	*auth;		/* auth cache and in-flight checks (auth.c), loop only */
+	uint64_t		 slow_hashes;	/* slow password hashes computed (atomic) */
+	struct mg_revoke_state	 revoke;	/* live revocation (revoke.c) */
 	SSL_CTX			*server_ctx;	/* the certificate shown to devices */
 	SSL_CTX			**client_ctx;	/* one per provider, same order as cfg->providers */
 	struct mg_listener	*listeners;
@@ -94,6 +103,10 @@ struct mg_session {
 	char				 peer[64];	/* device address "ip:port" */
 	char				 user[MG_NAME_MAX];	/* gateway user once authenticated (or attempted) */
 	char				 helo[256];	/* SMTP: the device's EHLO name, used upstream too */
+	char				 auth_user[MG_NAME_MAX];	/* the user whose credential was accepted ("" before) */
+	char				 device[MG_LABEL_MAX];	/* the device label that logged in ("" for the user's password) */
+	int64_t				 auth_gen;	/* the user's auth_gen at login, for revocation */
+	const char			*hash;		/* how the last credential was checked (static string, for logs) */
 	char				 provider[MG_NAME_MAX];	/* provider name once authenticated */
 	const char			*close_reason;	/* static text for the close log line */
 	uint64_t			 up_bytes_in;	/* bytes from the provider (kept after the upstream is gone) */

@@ -3,7 +3,7 @@
  *
  * store.c owns the public mg_store_* functions: it checks their arguments
  * once for every backend and then calls through the backend's ops table.
- * A backend (store_sqlite.c now, store_pg.c later) therefore receives only
+ * A backend (store_sqlite.c, store_pg.c) therefore receives only
  * validated input: non-NULL, NUL-terminated names shorter than MG_NAME_MAX,
  * hashes shorter than MG_HASH_MAX, 1 to MG_SEALED_MAX sealed bytes and a
  * known secret kind. It fills `err` and returns the codes store.h
@@ -35,6 +35,28 @@ struct mg_store_ops {
 	int	(*account_del)(void *impl, const char *user, const char *provider, char *err, size_t errlen);
 	/* user is NULL for every user's accounts. */
 	int	(*account_list)(void *impl, const char *user, mg_account_cb cb, void *arg,
+		    char *err, size_t errlen);
+	int	(*account_reseal)(void *impl, const char *user, const char *provider, const uint8_t *old,
+		    size_t oldlen, const uint8_t *sealed, size_t sealedlen, char *err, size_t errlen);
+
+	int	(*user_set_flags)(void *impl, const char *user, int disabled, int password_login,
+		    char *err, size_t errlen);
+
+	int	(*device_add)(void *impl, const struct mg_device *d, char *err, size_t errlen);
+	int	(*device_find)(void *impl, const char *user, const char *hash, struct mg_device *out,
+		    char *err, size_t errlen);
+	int	(*device_get)(void *impl, const char *user, const char *label, struct mg_device *out,
+		    char *err, size_t errlen);
+	int	(*device_revoke)(void *impl, const char *user, const char *label, char *err, size_t errlen);
+	int	(*device_touch)(void *impl, const char *user, const char *label, time_t when, const char *addr,
+		    char *err, size_t errlen);
+	/* user is NULL for every user's devices. */
+	int	(*device_list)(void *impl, const char *user, mg_device_cb cb, void *arg, char *err, size_t errlen);
+
+	int	(*generation)(void *impl, int64_t *gen, char *err, size_t errlen);
+
+	int	(*audit_add)(void *impl, const struct mg_audit *a, char *err, size_t errlen);
+	int	(*audit_list)(void *impl, const char *user, time_t since, mg_audit_cb cb, void *arg,
 		    char *err, size_t errlen);
 };
 

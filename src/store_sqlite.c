@@ -10,9 +10,16 @@
  * from start to end, and prepares and finalizes its statements itself: no
  * statement outlives the call that made it, so none is ever shared.
  *
- * Every write is a single statement and therefore atomic on its own:
+ * Most writes are a single statement and therefore atomic on its own:
  * "account for an unknown user" is the foreign key failing, not a separate
- * look-up that could race with a concurrent delete.
+ * look-up that could race with a concurrent delete. The revoking writes
+ * (a new password hash, new flags, deleting a user, revoking a device) also
+ * bump the user's auth_gen and the store generation, and do all of it in
+ * one BEGIN IMMEDIATE transaction: a gateway that reads the new generation
+ * must find the change that caused it, and a change must never be visible
+ * without its bump, or a session it should end would live on. IMMEDIATE
+ * takes the write lock at BEGIN, where the busy timeout applies, instead of
+ * failing part way when another process wrote in between.
  *
  * The schema is versioned by PRAGMA user_version; see sq_migrations[].
  */
@@ -69,6 +76,45 @@ static const char *const sq_migrations[] = {
 	"  updated  INTEGER,"
 	"  PRIMARY KEY (user, provider)"
 	");",
+
+	/*
+	 * 2: user flags, device passwords, the store generation and the
+	 * audit log. The new user columns have defaults, so users of a
+	 * version 1 store keep logging in as before: enabled, by password.
+	 */
+	"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN password_login INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE users ADD COLUMN auth_gen INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE devices ("
+	"  user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+	"  label     TEXT NOT NULL,"
+	"  hash      TEXT NOT NULL,"
+	"  scopes    INTEGER NOT NULL,"
+	"  account   TEXT NOT NULL DEFAULT '',"
+	"  created   INTEGER NOT NULL,"
+	"  last_used INTEGER NOT NULL DEFAULT 0,"
+	"  last_addr TEXT NOT NULL DEFAULT '',"
+	"  PRIMARY KEY (user, label),"
+	"  UNIQUE (user, hash)"
+	");"
+	"CREATE TABLE meta ("
+	"  key   TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL"
+	");"
+	"INSERT INTO meta (key, value) VALUES ('generation', 0);"
+	"CREATE TABLE audit ("
+	"  id     INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  ts     INTEGER NOT NULL,"
+	"  kind   TEXT NOT NULL,"
+	"  user   TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  proto  TEXT NOT NULL,"
+	"  client TEXT NOT NULL,"
+	"  result TEXT NOT NULL,"
+	"  detail TEXT NOT NULL"
+	");"
+	"CREATE INDEX audit_user_ts ON audit (user, ts);"
+	"CREATE INDEX audit_ts ON audit (ts);",
 };
 
 #define SQ_VERSION	((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -84,10 +130,17 @@ static int	sq_create_file(const char *, char *, size_t);
 static int	sq_configure(struct sq_store *, int, char *, size_t);
 static int	sq_migrate(struct sq_store *, char *, size_t);
 static void	sq_rollback(struct sq_store *);
+static int	sq_begin(struct sq_store *, const char *, char *, size_t);
+static int	sq_commit(struct sq_store *, const char *, char *, size_t);
+static int	sq_bump_generation(struct sq_store *, const char *, char *, size_t);
 static int	sq_col_text(struct sq_store *, sqlite3_stmt *, int, char *, size_t, const char *,
 		    char *, size_t);
 static int	sq_row_user(struct sq_store *, sqlite3_stmt *, struct mg_user *, char *, size_t);
 static int	sq_row_account(struct sq_store *, sqlite3_stmt *, struct mg_account *, char *, size_t);
+static int	sq_row_device(struct sq_store *, sqlite3_stmt *, struct mg_device *, char *, size_t);
+static int	sq_row_audit(struct sq_store *, sqlite3_stmt *, struct mg_audit *, char *, size_t);
+static int	sq_device_lookup(struct sq_store *, const char *, const char *, const char *,
+		    struct mg_device *, const char *, char *, size_t);
 
 static void	sq_close(void *);
 static int	sq_schema_version(void *);
@@ -100,6 +153,18 @@ static int	sq_account_set(void *, const struct mg_account *, char *, size_t);
 static int	sq_account_get(void *, const char *, const char *, struct mg_account *, char *, size_t);
 static int	sq_account_del(void *, const char *, const char *, char *, size_t);
 static int	sq_account_list(void *, const char *, mg_account_cb, void *, char *, size_t);
+static int	sq_account_reseal(void *, const char *, const char *, const uint8_t *, size_t,
+		    const uint8_t *, size_t, char *, size_t);
+static int	sq_user_set_flags(void *, const char *, int, int, char *, size_t);
+static int	sq_device_add(void *, const struct mg_device *, char *, size_t);
+static int	sq_device_find(void *, const char *, const char *, struct mg_device *, char *, size_t);
+static int	sq_device_get(void *, const char *, const char *, struct mg_device *, char *, size_t);
+static int	sq_device_revoke(void *, const char *, const char *, char *, size_t);
+static int	sq_device_touch(void *, const char *, const char *, time_t, const char *, char *, size_t);
+static int	sq_device_list(void *, const char *, mg_device_cb, void *, char *, size_t);
+static int	sq_generation(void *, int64_t *, char *, size_t);
+static int	sq_audit_add(void *, const struct mg_audit *, char *, size_t);
+static int	sq_audit_list(void *, const char *, time_t, mg_audit_cb, void *, char *, size_t);
 
 static const struct mg_store_ops sq_ops = {
 	.name = "sqlite",
@@ -114,6 +179,17 @@ static const struct mg_store_ops sq_ops = {
 	.account_get = sq_account_get,
 	.account_del = sq_account_del,
 	.account_list = sq_account_list,
+	.account_reseal = sq_account_reseal,
+	.user_set_flags = sq_user_set_flags,
+	.device_add = sq_device_add,
+	.device_find = sq_device_find,
+	.device_get = sq_device_get,
+	.device_revoke = sq_device_revoke,
+	.device_touch = sq_device_touch,
+	.device_list = sq_device_list,
+	.generation = sq_generation,
+	.audit_add = sq_audit_add,
+	.audit_list = sq_audit_list,
 };
 
 /*
@@ -294,6 +370,48 @@ sq_rollback(struct sq_store *s)
 }
 
 /*
+ * Starts a write transaction, taking the write lock now (see the top of
+ * the file). Call with the lock held; end with sq_commit() or sq_rollback().
+ */
+static int
+sq_begin(struct sq_store *s, const char *what, char *err, size_t errlen)
+{
+	char	msg[128];
+
+	snprintf(msg, sizeof(msg), "%s: starting a transaction", what);
+	return sq_exec(s, "BEGIN IMMEDIATE", msg, err, errlen);
+}
+
+static int
+sq_commit(struct sq_store *s, const char *what, char *err, size_t errlen)
+{
+	char	msg[128];
+
+	snprintf(msg, sizeof(msg), "%s: committing", what);
+	return sq_exec(s, "COMMIT", msg, err, errlen);
+}
+
+/*
+ * Adds one to the store generation, inside the caller's transaction. The
+ * row is made by migration 2; a store without it has been edited by hand,
+ * and that is reported rather than papered over, because gateways compare
+ * the counter with the value they saw last.
+ */
+static int
+sq_bump_generation(struct sq_store *s, const char *what, char *err, size_t errlen)
+{
+	if (sq_exec(s, "UPDATE meta SET value = value + 1 WHERE key = 'generation'", what,
+	    err, errlen) == -1)
+		return -1;
+	if (sqlite3_changes(s->db) != 1) {
+		mg_store_err(err, errlen, "sqlite store %s: %s: the generation counter is missing",
+		    s->path, what);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Brings the schema up to SQ_VERSION, one step per transaction. The
  * version is read again once the write lock is held, because another
  * process (the admin command next to a running gateway) may have migrated
@@ -432,16 +550,34 @@ sq_col_text(struct sq_store *s, sqlite3_stmt *stmt, int col, char *dst, size_t d
 	return 0;
 }
 
-/* Reads "name, hash, created, updated". */
+#define SQ_USER_COLS	"name, hash, created, updated, disabled, password_login, auth_gen"
+
+/*
+ * Reads SQ_USER_COLS. A flag other than 0 or 1 was not written by the
+ * store; it is reported instead of guessed at, since guessing wrong about
+ * "disabled" would let a user in.
+ */
 static int
 sq_row_user(struct sq_store *s, sqlite3_stmt *stmt, struct mg_user *u, char *err, size_t errlen)
 {
+	sqlite3_int64	disabled, password_login;
+
 	memset(u, 0, sizeof(*u));
 	if (sq_col_text(s, stmt, 0, u->name, sizeof(u->name), "user name", err, errlen) == -1 ||
 	    sq_col_text(s, stmt, 1, u->hash, sizeof(u->hash), "password hash", err, errlen) == -1)
 		return -1;
 	u->created = (time_t)sqlite3_column_int64(stmt, 2);
 	u->updated = (time_t)sqlite3_column_int64(stmt, 3);
+	disabled = sqlite3_column_int64(stmt, 4);
+	password_login = sqlite3_column_int64(stmt, 5);
+	if ((disabled != 0 && disabled != 1) || (password_login != 0 && password_login != 1)) {
+		mg_store_err(err, errlen, "sqlite store %s: the stored flags of user %s are malformed",
+		    s->path, u->name);
+		return -1;
+	}
+	u->disabled = (int)disabled;
+	u->password_login = (int)password_login;
+	u->auth_gen = (int64_t)sqlite3_column_int64(stmt, 6);
 	return 0;
 }
 
@@ -477,6 +613,57 @@ sq_row_account(struct sq_store *s, sqlite3_stmt *stmt, struct mg_account *a, cha
 	return 0;
 }
 
+#define SQ_DEVICE_COLS	"user, label, hash, scopes, account, created, last_used, last_addr"
+
+/* Reads SQ_DEVICE_COLS. Scopes the store cannot have written are corruption. */
+static int
+sq_row_device(struct sq_store *s, sqlite3_stmt *stmt, struct mg_device *d, char *err, size_t errlen)
+{
+	sqlite3_int64	scopes;
+
+	memset(d, 0, sizeof(*d));
+	if (sq_col_text(s, stmt, 0, d->user, sizeof(d->user), "user name", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 1, d->label, sizeof(d->label), "device label", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 2, d->hash, sizeof(d->hash), "device password hash",
+	    err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 4, d->account, sizeof(d->account), "device account",
+	    err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 7, d->last_addr, sizeof(d->last_addr), "device address",
+	    err, errlen) == -1)
+		return -1;
+	scopes = sqlite3_column_int64(stmt, 3);
+	if (scopes <= 0 || (scopes & ~(sqlite3_int64)MG_SCOPE_ALL) != 0) {
+		mg_store_err(err, errlen,
+		    "sqlite store %s: the stored scopes of device %s/%s are malformed",
+		    s->path, d->user, d->label);
+		return -1;
+	}
+	d->scopes = (unsigned)scopes;
+	d->created = (time_t)sqlite3_column_int64(stmt, 5);
+	d->last_used = (time_t)sqlite3_column_int64(stmt, 6);
+	return 0;
+}
+
+#define SQ_AUDIT_COLS	"id, ts, kind, user, device, proto, client, result, detail"
+
+/* Reads SQ_AUDIT_COLS. */
+static int
+sq_row_audit(struct sq_store *s, sqlite3_stmt *stmt, struct mg_audit *a, char *err, size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = (int64_t)sqlite3_column_int64(stmt, 0);
+	a->ts = (time_t)sqlite3_column_int64(stmt, 1);
+	if (sq_col_text(s, stmt, 2, a->kind, sizeof(a->kind), "audit kind", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 3, a->user, sizeof(a->user), "audit user", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 4, a->device, sizeof(a->device), "audit device", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 5, a->proto, sizeof(a->proto), "audit protocol", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 6, a->client, sizeof(a->client), "audit client", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 7, a->result, sizeof(a->result), "audit result", err, errlen) == -1 ||
+	    sq_col_text(s, stmt, 8, a->detail, sizeof(a->detail), "audit detail", err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 sq_user_add(void *impl, const char *user, const char *hash, char *err, size_t errlen)
 {
@@ -507,51 +694,83 @@ fail:
 	return ret;
 }
 
+/*
+ * A new password ends the sessions the old one opened: the hash, auth_gen
+ * and the store generation change in one transaction. For an unknown user
+ * nothing changed, and the transaction is rolled back without a bump.
+ */
 static int
 sq_user_set_hash(void *impl, const char *user, const char *hash, char *err, size_t errlen)
 {
 	struct sq_store	*s = impl;
 	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "changing a password hash";
 	int		 ret = -1;
 
 	sq_lock(s);
-	if (sq_prepare(s, "UPDATE users SET hash = ?2, updated = ?3 WHERE name = ?1",
-	    &stmt, "changing a password hash", err, errlen) == -1)
+	if (sq_begin(s, what, err, errlen) == -1)
+		goto fail;
+	if (sq_prepare(s, "UPDATE users SET hash = ?2, updated = ?3, auth_gen = auth_gen + 1"
+	    " WHERE name = ?1", &stmt, what, err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
 	    sqlite3_step(stmt) != SQLITE_DONE) {
-		sq_err(s, "changing a password hash", err, errlen);
+		sq_err(s, what, err, errlen);
 		goto fail;
 	}
-	ret = sqlite3_changes(s->db) == 0 ? 1 : 0;
+	if (sqlite3_changes(s->db) == 0) {
+		ret = 1;
+		goto fail;
+	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (sq_bump_generation(s, what, err, errlen) == -1 || sq_commit(s, what, err, errlen) == -1)
+		goto fail;
+	ret = 0;
 fail:
 	sqlite3_finalize(stmt);
+	if (ret != 0)
+		sq_rollback(s);
 	sq_unlock(s);
 	return ret;
 }
 
+/* Deleting a user is revoking: the generation bump shares its transaction. */
 static int
 sq_user_del(void *impl, const char *user, char *err, size_t errlen)
 {
 	struct sq_store	*s = impl;
 	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "deleting a user";
 	int		 ret = -1;
 
 	sq_lock(s);
-	/* ON DELETE CASCADE removes the user's accounts in the same statement. */
-	if (sq_prepare(s, "DELETE FROM users WHERE name = ?1", &stmt, "deleting a user", err, errlen) == -1)
+	if (sq_begin(s, what, err, errlen) == -1)
+		goto fail;
+	/* ON DELETE CASCADE removes the user's accounts and devices in the same statement. */
+	if (sq_prepare(s, "DELETE FROM users WHERE name = ?1", &stmt, what, err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(stmt) != SQLITE_DONE) {
-		sq_err(s, "deleting a user", err, errlen);
+		sq_err(s, what, err, errlen);
 		goto fail;
 	}
 	/* sqlite3_changes() counts the users row only, not the cascade. */
-	ret = sqlite3_changes(s->db) == 0 ? 1 : 0;
+	if (sqlite3_changes(s->db) == 0) {
+		ret = 1;
+		goto fail;
+	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (sq_bump_generation(s, what, err, errlen) == -1 || sq_commit(s, what, err, errlen) == -1)
+		goto fail;
+	ret = 0;
 fail:
 	sqlite3_finalize(stmt);
+	if (ret != 0)
+		sq_rollback(s);
 	sq_unlock(s);
 	return ret;
 }
@@ -564,7 +783,7 @@ sq_user_get(void *impl, const char *user, struct mg_user *out, char *err, size_t
 	int		 rc, ret = -1;
 
 	sq_lock(s);
-	if (sq_prepare(s, "SELECT name, hash, created, updated FROM users WHERE name = ?1",
+	if (sq_prepare(s, "SELECT " SQ_USER_COLS " FROM users WHERE name = ?1",
 	    &stmt, "looking up a user", err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -599,7 +818,7 @@ sq_user_list(void *impl, mg_user_cb cb, void *arg, char *err, size_t errlen)
 
 	memset(&u, 0, sizeof(u));
 	sq_lock(s);
-	if (sq_prepare(s, "SELECT name, hash, created, updated FROM users ORDER BY name",
+	if (sq_prepare(s, "SELECT " SQ_USER_COLS " FROM users ORDER BY name",
 	    &stmt, "listing users", err, errlen) == -1)
 		goto fail;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -769,5 +988,395 @@ fail:
 	sq_unlock(s);
 	OPENSSL_cleanse(a, sizeof(*a));
 	free(a);
+	return ret;
+}
+
+/*
+ * A compare-and-swap on the sealed secret: the UPDATE matches only while
+ * the stored blob is still `old`, byte for byte, so a key rotation racing
+ * with an admin's "account set" loses instead of overwriting the new
+ * secret. `updated` is left alone: the secret is the same, only the key
+ * sealing it changed.
+ */
+static int
+sq_account_reseal(void *impl, const char *user, const char *provider, const uint8_t *old,
+    size_t oldlen, const uint8_t *sealed, size_t sealedlen, char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "resealing an account secret";
+	int		 ret = -1;
+
+	sq_lock(s);
+	if (sq_prepare(s, "UPDATE accounts SET secret = ?4"
+	    " WHERE user = ?1 AND provider = ?2 AND secret = ?3", &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, provider, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_blob(stmt, 3, old, (int)oldlen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_blob(stmt, 4, sealed, (int)sealedlen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_DONE) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	ret = sqlite3_changes(s->db) == 0 ? 1 : 0;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	return ret;
+}
+
+/*
+ * A flag of -1 keeps the stored value (the CASE), so one statement serves
+ * every combination. Any call bumps the generation, even one that changes
+ * nothing: the caller asked for the user's sessions to be checked again, and
+ * a spurious re-check costs little. auth_gen stays: the flags themselves say
+ * which sessions end (all when disabled, password sessions when password
+ * login is off).
+ */
+static int
+sq_user_set_flags(void *impl, const char *user, int disabled, int password_login,
+    char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "changing a user's flags";
+	int		 ret = -1;
+
+	sq_lock(s);
+	if (sq_begin(s, what, err, errlen) == -1)
+		goto fail;
+	if (sq_prepare(s, "UPDATE users SET"
+	    " disabled = CASE WHEN ?2 < 0 THEN disabled ELSE ?2 END,"
+	    " password_login = CASE WHEN ?3 < 0 THEN password_login ELSE ?3 END,"
+	    " updated = ?4 WHERE name = ?1", &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(stmt, 2, disabled) != SQLITE_OK ||
+	    sqlite3_bind_int(stmt, 3, password_login) != SQLITE_OK ||
+	    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_DONE) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		ret = 1;
+		goto fail;
+	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (sq_bump_generation(s, what, err, errlen) == -1 || sq_commit(s, what, err, errlen) == -1)
+		goto fail;
+	ret = 0;
+fail:
+	sqlite3_finalize(stmt);
+	if (ret != 0)
+		sq_rollback(s);
+	sq_unlock(s);
+	return ret;
+}
+
+/*
+ * One INSERT, so the constraints answer the questions: the foreign key
+ * "no such user", the primary key "label taken", UNIQUE (user, hash) "hash
+ * taken". The store records the creation time; a new device is unused.
+ */
+static int
+sq_device_add(void *impl, const struct mg_device *d, char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "adding a device";
+	int		 rc, ret = -1;
+
+	sq_lock(s);
+	if (sq_prepare(s, "INSERT INTO devices (user, label, hash, scopes, account, created, last_used,"
+	    " last_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, '')", &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_text(stmt, 1, d->user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, d->label, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 3, d->hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)d->scopes) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 5, d->account, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(stmt, 6, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		ret = 1;
+	else if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+		ret = 2;
+	else if (rc == SQLITE_DONE)
+		ret = 0;
+	else
+		sq_err(s, what, err, errlen);
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	return ret;
+}
+
+/* One device by (user, key), where sql names the key column as ?2. */
+static int
+sq_device_lookup(struct sq_store *s, const char *sql, const char *user, const char *key,
+    struct mg_device *out, const char *what, char *err, size_t errlen)
+{
+	sqlite3_stmt	*stmt = NULL;
+	int		 rc, ret = -1;
+
+	sq_lock(s);
+	if (sq_prepare(s, sql, &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		ret = 0;
+	else if (rc != SQLITE_ROW)
+		sq_err(s, what, err, errlen);
+	else if (sq_row_device(s, stmt, out, err, errlen) == 0)
+		ret = 1;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	return ret;
+}
+
+/* The device login path: one probe of the UNIQUE (user, hash) index. */
+static int
+sq_device_find(void *impl, const char *user, const char *hash, struct mg_device *out,
+    char *err, size_t errlen)
+{
+	return sq_device_lookup(impl,
+	    "SELECT " SQ_DEVICE_COLS " FROM devices WHERE user = ?1 AND hash = ?2",
+	    user, hash, out, "looking up a device password", err, errlen);
+}
+
+static int
+sq_device_get(void *impl, const char *user, const char *label, struct mg_device *out,
+    char *err, size_t errlen)
+{
+	return sq_device_lookup(impl,
+	    "SELECT " SQ_DEVICE_COLS " FROM devices WHERE user = ?1 AND label = ?2",
+	    user, label, out, "looking up a device", err, errlen);
+}
+
+/*
+ * Deletes the device and bumps the generation in one transaction, so that
+ * every gateway re-checks its sessions and ends the ones this device opened.
+ * The user's auth_gen stays: the other devices and the password go on.
+ */
+static int
+sq_device_revoke(void *impl, const char *user, const char *label, char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "revoking a device";
+	int		 ret = -1;
+
+	sq_lock(s);
+	if (sq_begin(s, what, err, errlen) == -1)
+		goto fail;
+	if (sq_prepare(s, "DELETE FROM devices WHERE user = ?1 AND label = ?2", &stmt, what,
+	    err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, label, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_DONE) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		ret = 1;
+		goto fail;
+	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (sq_bump_generation(s, what, err, errlen) == -1 || sq_commit(s, what, err, errlen) == -1)
+		goto fail;
+	ret = 0;
+fail:
+	sqlite3_finalize(stmt);
+	if (ret != 0)
+		sq_rollback(s);
+	sq_unlock(s);
+	return ret;
+}
+
+static int
+sq_device_touch(void *impl, const char *user, const char *label, time_t when, const char *addr,
+    char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "recording a device login";
+	int		 ret = -1;
+
+	sq_lock(s);
+	if (sq_prepare(s, "UPDATE devices SET last_used = ?3, last_addr = ?4"
+	    " WHERE user = ?1 AND label = ?2", &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, label, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)when) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 4, addr, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_DONE) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	ret = sqlite3_changes(s->db) == 0 ? 1 : 0;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	return ret;
+}
+
+/* Calls cb for each device by user and label, with sq_user_list()'s locking rules. */
+static int
+sq_device_list(void *impl, const char *user, mg_device_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct sq_store		*s = impl;
+	sqlite3_stmt		*stmt = NULL;
+	struct mg_device	 d;
+	const char		*sql;
+	int			 rc, ret = -1;
+
+	if (user != NULL)
+		sql = "SELECT " SQ_DEVICE_COLS " FROM devices WHERE user = ?1 ORDER BY label";
+	else
+		sql = "SELECT " SQ_DEVICE_COLS " FROM devices ORDER BY user, label";
+	memset(&d, 0, sizeof(d));
+	sq_lock(s);
+	if (sq_prepare(s, sql, &stmt, "listing devices", err, errlen) == -1)
+		goto fail;
+	if (user != NULL && sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sq_err(s, "listing devices", err, errlen);
+		goto fail;
+	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (sq_row_device(s, stmt, &d, err, errlen) == -1)
+			goto fail;
+		if (cb(&d, arg) != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sq_err(s, "listing devices", err, errlen);
+		goto fail;
+	}
+	ret = 0;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	OPENSSL_cleanse(&d, sizeof(d));
+	return ret;
+}
+
+static int
+sq_generation(void *impl, int64_t *gen, char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "reading the store generation";
+	int		 rc, ret = -1;
+
+	sq_lock(s);
+	if (sq_prepare(s, "SELECT value FROM meta WHERE key = 'generation'", &stmt, what,
+	    err, errlen) == -1)
+		goto fail;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		mg_store_err(err, errlen, "sqlite store %s: %s: the generation counter is missing",
+		    s->path, what);
+		goto fail;
+	}
+	if (rc != SQLITE_ROW) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	*gen = (int64_t)sqlite3_column_int64(stmt, 0);
+	ret = 0;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	return ret;
+}
+
+/* The store assigns the id; a ts of 0 means "now". */
+static int
+sq_audit_add(void *impl, const struct mg_audit *a, char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "adding an audit record";
+	int		 ret = -1;
+
+	sq_lock(s);
+	if (sq_prepare(s, "INSERT INTO audit (ts, kind, user, device, proto, client, result, detail)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (sqlite3_bind_int64(stmt, 1, (sqlite3_int64)(a->ts != 0 ? a->ts : time(NULL))) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, a->kind, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 3, a->user, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 4, a->device, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 5, a->proto, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 6, a->client, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 7, a->result, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 8, a->detail, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_DONE) {
+		sq_err(s, what, err, errlen);
+		goto fail;
+	}
+	ret = 0;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
+	return ret;
+}
+
+/*
+ * Calls cb for each record with ts >= since, in id order (the order they
+ * were written), with sq_user_list()'s locking rules. since 0 takes all.
+ */
+static int
+sq_audit_list(void *impl, const char *user, time_t since, mg_audit_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	struct mg_audit	 a;
+	const char	*sql;
+	int		 rc, ret = -1;
+
+	if (user != NULL)
+		sql = "SELECT " SQ_AUDIT_COLS " FROM audit WHERE user = ?1 AND ts >= ?2 ORDER BY id";
+	else
+		sql = "SELECT " SQ_AUDIT_COLS " FROM audit WHERE ts >= ?2 ORDER BY id";
+	sq_lock(s);
+	if (sq_prepare(s, sql, &stmt, "listing audit records", err, errlen) == -1)
+		goto fail;
+	if ((user != NULL && sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK) ||
+	    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)since) != SQLITE_OK) {
+		sq_err(s, "listing audit records", err, errlen);
+		goto fail;
+	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (sq_row_audit(s, stmt, &a, err, errlen) == -1)
+			goto fail;
+		if (cb(&a, arg) != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sq_err(s, "listing audit records", err, errlen);
+		goto fail;
+	}
+	ret = 0;
+fail:
+	sqlite3_finalize(stmt);
+	sq_unlock(s);
 	return ret;
 }

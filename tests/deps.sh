@@ -4,13 +4,17 @@
 # Usage: tests/deps.sh build|test
 set -eu
 
-build_pkgs="gcc make pkg-config libuv1-dev libssl-dev libyaml-dev libsqlite3-dev libcrypt-dev openssl"
+build_pkgs="gcc make pkg-config libuv1-dev libssl-dev libyaml-dev libsqlite3-dev libpq-dev libcrypt-dev
+ openssl"
 # The provider stack (a private Dovecot and a private Postfix) and the real
 # mail clients the end-to-end tests drive. swaks needs libnet-ssleay-perl for
 # TLS and clang needs libclang-rt-14-dev for the sanitizers and libFuzzer
-# (both only Recommends, which --no-install-recommends leaves out).
+# (both only Recommends, which --no-install-recommends leaves out). The
+# PostgreSQL store's tests run a private server (tests/pg.sh): postgresql
+# brings the server binaries (postgresql-15 on Debian 12) and psql.
 test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest dovecot-core dovecot-imapd dovecot-pop3d
- dovecot-lmtpd postfix curl swaks libnet-ssleay-perl msmtp fetchmail clang libclang-rt-14-dev iproute2"
+ dovecot-lmtpd postfix curl swaks libnet-ssleay-perl msmtp fetchmail clang libclang-rt-14-dev iproute2
+ postgresql"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;

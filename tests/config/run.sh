@@ -10,7 +10,7 @@
 #              bad/inc/ are included by cases; they are not cases themselves.
 # good/*.yaml  good/ is copied to a temporary directory that also gets a pki/
 #              made with openssl (a self-signed certificate, its key, a master
-#              key); `mailgate check -c COPY` must exit 0, print "COPY: ok"
+#              key and a device key); `mailgate check -c COPY` must exit 0, print "COPY: ok"
 #              and nothing on stderr. The good cases thus go through the file
 #              checks too, not only the loader.
 # conf/*.yaml  the shipped configurations must load: `mailgate check
@@ -90,7 +90,8 @@ if cp -R tests/config/good "$good" && mkdir -p "$good/pki" &&
     -subj /CN=localhost -days 2 -keyout "$good/pki/key.pem" \
     -out "$good/pki/cert.pem" >"$tmp/openssl" 2>&1 &&
     head -c 32 /dev/urandom >"$good/pki/master.key" &&
-    chmod 600 "$good/pki/master.key" "$good/pki/key.pem"; then
+    head -c 32 /dev/urandom >"$good/pki/device.key" &&
+    chmod 600 "$good/pki/master.key" "$good/pki/device.key" "$good/pki/key.pem"; then
 	pki_ok=1
 fi
 for yaml in tests/config/good/*.yaml; do

@@ -10,6 +10,11 @@ Fixtures for mailgate's end-to-end tests.
                      at "testprov" (Dovecot's alice@example.test)
   make_user function a factory: a fresh gateway user with a fresh provider
                      account, for tests that change state
+  postgres  session  a private PostgreSQL server on 127.0.0.1
+                     (harness.Postgres): .conninfo of its database
+                     "mailgate", create_database(name) -> conninfo, stop()
+                     and start() again on the same data and port; started
+                     only when a test asks for it
 
 Set MG_E2E_KEEP=1 to keep the temporary directory (logs, configs) after the
 run.
@@ -27,7 +32,7 @@ import pytest
 import harness
 from harness import (ALICE, ALICE_APP_PASSWORD, ALICE_GW_PASSWORD, ALICE_LOGIN, BOB_APP_PASSWORD,
                      BOB_LOGIN, UTF8_ADDR, UTF8_APP_PASSWORD, UTF8_LOGIN, Dovecot, Gateway,
-                     Postfix, TestCA)
+                     Postfix, Postgres, TestCA)
 
 
 _names = itertools.count(1)
@@ -75,6 +80,19 @@ def postfix(workdir, ca, dovecot):
         yield pf
     finally:
         pf.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir):
+    if not harness.postgres_available():
+        pytest.skip("PostgreSQL is not installed (sh tests/deps.sh test installs it)")
+    pg = Postgres(os.path.join(workdir, "pg"))
+    try:
+        pg.start()
+        yield pg
+    finally:
+        # Whatever state a test left it in: stop is a no-op when it is down.
+        pg.stop()
 
 
 @pytest.fixture(scope="module")

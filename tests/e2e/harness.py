@@ -10,7 +10,9 @@ broken gateway makes a test fail instead of hang.
 """
 
 import base64
+import glob
 import imaplib
+import json
 import os
 import poplib
 import pwd
@@ -897,6 +899,78 @@ def process_group_members(pgid):
 
 
 # --------------------------------------------------------------------------
+# PostgreSQL
+
+
+PG_SH = os.path.join(REPO, "tests", "pg.sh")
+
+
+def postgres_available():
+    return bool(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+
+
+class Postgres:
+    """
+    A private PostgreSQL server, run by tests/pg.sh: data in dir/data, a
+    UNIX socket in dir, TCP on 127.0.0.1:port, the role "mailgate" and trust
+    authentication. pg.sh records nothing but the server's own PID file, and
+    stops exactly that PID.
+
+    Gateways reach it over TCP (conninfo() uses host=127.0.0.1), as they
+    would a real database server, so stop() makes their connections fail
+    the way an outage does, and start() brings the same data back on the
+    same port.
+    """
+
+    def __init__(self, dir, port=None):
+        self.dir = dir
+        self.port = port or free_port("127.0.0.1")
+        self.running = False
+        # The database of `conninfo`, made by the first start().
+        self.dbname = "mailgate"
+
+    def _pg_sh(self, *args, timeout=90):
+        return run(["sh", PG_SH] + list(args), timeout=timeout)
+
+    def start(self):
+        """Starts the server (again), waiting until it accepts connections."""
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        self._pg_sh("start", self.dir, str(self.port), self.dbname)
+        self.running = True
+        return self
+
+    def stop(self):
+        """Stops the server (a fast shutdown: sessions are ended); the data stays."""
+        self._pg_sh("stop", self.dir)
+        self.running = False
+
+    def conninfo_for(self, name):
+        """The libpq connection string of database `name`."""
+        return "host=127.0.0.1 port=%d dbname=%s user=mailgate" % (self.port, name)
+
+    @property
+    def conninfo(self):
+        """The connection string of the default database, "mailgate"."""
+        return self.conninfo_for(self.dbname)
+
+    def create_database(self, name):
+        """Creates database `name` (letters, digits, _) unless it exists; returns its conninfo."""
+        if not re.match(r"\A[A-Za-z0-9_]+\Z", name):
+            raise HarnessError("Postgres.create_database: bad name %r" % name)
+        self._pg_sh("createdb", self.dir, str(self.port), name)
+        return self.conninfo_for(name)
+
+    def psql(self, name, sql):
+        """Runs SQL in database `name` as the mailgate role; returns its output, unaligned."""
+        bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+        return run([os.path.join(bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                    "-d", self.conninfo_for(name), "-c", sql]).stdout.decode()
+
+    def log_text(self):
+        return read_text(os.path.join(self.dir, "postgres.log"))
+
+
+# --------------------------------------------------------------------------
 # The gateway
 
 
@@ -914,7 +988,7 @@ listen:
   - {{ protocol: smtp, address: "{gw}:{smtps}", tls: implicit }}
   - {{ protocol: smtp, address: "{gw}:{smtp}", tls: starttls }}
 tls: {{ certificate: {cert}, key: {key} }}
-store: {{ sqlite: {dir}/store.db, master_key: {dir}/master.key }}
+store: {{ {store}, master_key: {dir}/master.key }}
 timeouts: {{ login: 60, idle: 1800, connect: {connect_timeout} }}
 providers:
   testprov:
@@ -945,10 +1019,15 @@ class Gateway:
     One mailgate process with its own config, store and master key under
     dir. `cli()` runs the admin commands against the same config; a running
     gateway sees their changes at the next login.
+
+    The store is the SQLite file dir/store.db, or with postgres=CONNINFO
+    (for example Postgres.create_database()) that PostgreSQL database
+    (store.postgres in the config).
     """
 
-    def __init__(self, dir, ca, dovecot, postfix):
+    def __init__(self, dir, ca, dovecot, postfix, postgres=None):
         self.dir = dir
+        self.postgres = postgres
         self.ca = ca
         self.dovecot = dovecot
         self.postfix = postfix
@@ -969,8 +1048,14 @@ class Gateway:
 
     def write_config(self):
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        if self.postgres is not None:
+            # A JSON string is a YAML double-quoted scalar.
+            store = "postgres: %s" % json.dumps(self.postgres)
+        else:
+            store = "sqlite: %s/store.db" % self.dir
         with open(self.conf, "w") as f:
             f.write(GATEWAY_CONF.format(
+                store=store,
                 gw=self.addr, imaps=self.imaps_port, imap=self.imap_port,
                 pop3s=self.pop3s_port, pop3=self.pop3_port,
                 smtps=self.smtps_port, smtp=self.smtp_port,

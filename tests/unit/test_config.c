@@ -238,11 +238,19 @@ check_good(const struct mg_config *cfg, const char *file)
 	assert_string_equal(cfg->store_sqlite.path, "etc/../var/store.db");
 	assert_string_equal(cfg->master_key.path, "etc/keys/master.key");
 	assert_ptr_equal(cfg->tls_cert.file, cfg->files[0]);
+	assert_null(cfg->store_postgres.path);
 
 	/* Defaults. */
 	assert_int_equal(cfg->timeout_login, 60);
 	assert_int_equal(cfg->timeout_idle, 1800);
 	assert_int_equal(cfg->timeout_connect, 30);
+	assert_int_equal(cfg->poll_interval, 2);
+	assert_int_equal(cfg->auth_cache_ttl, 60);
+	/* The device key sits beside the master key, and is reported where that one is. */
+	assert_string_equal(cfg->device_key.path, "etc/keys/device.key");
+	assert_ptr_equal(cfg->device_key.file, cfg->master_key.file);
+	assert_int_equal(cfg->device_key.line, cfg->master_key.line);
+	assert_int_equal(cfg->device_key.col, cfg->master_key.col);
 
 	assert_int_equal(cfg->nproviders, 2);
 	assert_non_null(p = mg_config_provider(cfg, "acme"));
@@ -385,6 +393,56 @@ test_good_timeouts(void **state)
 	put("d.yaml", HEAD "timeouts:\n");
 	cfg = load_ok("d.yaml");
 	assert_int_equal(cfg->timeout_idle, 1800);
+	mg_config_free(cfg);
+}
+
+/* store.postgres instead of store.sqlite: a connection string, taken as written. */
+static void
+test_good_postgres(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("etc/a.yaml",
+	    "listen:\n"
+	    "  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	    "tls: { certificate: c.pem, key: k.pem }\n"
+	    "store:\n"
+	    "  postgres: \"host=db.example port=5432 dbname=mailgate user=mailgate sslmode=verify-full\"\n"
+	    "  master_key: m.key\n"
+	    "  device_key: keys/dev.key\n"
+	    "  poll_interval: 1m\n"
+	    "auth:\n"
+	    "  cache_ttl: 0\n");
+	cfg = load_ok("etc/a.yaml");
+	assert_null(cfg->store_sqlite.path);
+	/* Not a path: never resolved against the file's directory. */
+	assert_path(&cfg->store_postgres,
+	    "host=db.example port=5432 dbname=mailgate user=mailgate sslmode=verify-full", "etc/a.yaml", 5, 13);
+	assert_path(&cfg->device_key, "etc/keys/dev.key", "etc/a.yaml", 7, 15);
+	assert_int_equal(cfg->poll_interval, 60);
+	assert_int_equal(cfg->auth_cache_ttl, 0);
+	mg_config_free(cfg);
+
+	/* A URI, flow style, the smallest poll interval and the longest cache. */
+	put("b.yaml", "listen: [ { protocol: imap, address: \"127.0.0.1:993\" } ]\n"
+	    "tls: { certificate: c.pem, key: k.pem }\n"
+	    "store: { postgres: \"postgresql://mailgate@db.example/mailgate?connect_timeout=5\","
+	    " master_key: /etc/mailgate/master.key, poll_interval: 1s }\n"
+	    "auth: { cache_ttl: 1h }\n");
+	cfg = load_ok("b.yaml");
+	assert_string_equal(cfg->store_postgres.path,
+	    "postgresql://mailgate@db.example/mailgate?connect_timeout=5");
+	assert_string_equal(cfg->device_key.path, "/etc/mailgate/device.key");
+	assert_int_equal(cfg->poll_interval, 1);
+	assert_int_equal(cfg->auth_cache_ttl, 3600);
+	mg_config_free(cfg);
+
+	/* An empty auth section keeps the defaults; a master key without a directory. */
+	put("c.yaml", HEAD "auth:\n");
+	cfg = load_ok("c.yaml");
+	assert_int_equal(cfg->auth_cache_ttl, 60);
+	assert_string_equal(cfg->device_key.path, "device.key");
 	mg_config_free(cfg);
 }
 
@@ -619,9 +677,86 @@ static const struct bad_case bad_cases[] = {
 	BAD("store_missing_keys",
 	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
 	  "tls: { certificate: c.pem, key: k.pem }\nstore: { sqllite: s.db }\n",
-	  "c.yaml:4:8: store: missing required key \"sqlite\"\n"
 	  "c.yaml:4:8: store: missing required key \"master_key\"\n"
+	  "c.yaml:4:8: store: missing required key \"sqlite\" or \"postgres\"\n"
 	  "c.yaml:4:10: store: unknown key \"sqllite\" (did you mean \"sqlite\"?)\n"),
+	BAD("store_both_backends",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  sqlite: s.db\n  postgres: \"dbname=mailgate\"\n  master_key: m.key\n",
+	  "c.yaml:5:3: store: \"sqlite\" and \"postgres\" are both set; a gateway uses one store\n"),
+	BAD("store_no_backend",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store: { master_key: m.key, device_key: d.key }\n",
+	  "c.yaml:4:8: store: missing required key \"sqlite\" or \"postgres\"\n"),
+	BAD("store_postgres_bad",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store: { postgres: \"host=db password='s3cret\", master_key: m.key }\n",
+	  "c.yaml:4:20: store.postgres: not a valid libpq connection string (key=value pairs such as "
+	  "\"host=db.example port=5432 dbname=mailgate\", or a postgresql:// URI)\n"),
+	BAD("store_postgres_unknown_option",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  postgres: host=db dbnmae=mailgate\n  master_key: m.key\n",
+	  "c.yaml:5:13: store.postgres: not a valid libpq connection string (key=value pairs such as "
+	  "\"host=db.example port=5432 dbname=mailgate\", or a postgresql:// URI)\n"),
+	BAD("store_postgres_uri_bad",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  postgres: \"postgresql://u:s3cret@[::1/db\"\n  master_key: m.key\n",
+	  "c.yaml:5:13: store.postgres: not a valid libpq connection string (key=value pairs such as "
+	  "\"host=db.example port=5432 dbname=mailgate\", or a postgresql:// URI)\n"),
+	BAD("store_postgres_empty",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  postgres: \"\"\n  master_key: m.key\n",
+	  "c.yaml:5:13: store.postgres: must not be empty\n"),
+	BAD("store_postgres_mapping",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  postgres: { host: db }\n  master_key: m.key\n",
+	  "c.yaml:5:13: store.postgres: expected a scalar, got a mapping\n"),
+	BAD("store_device_key_is_master_key",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store: { sqlite: s.db, device_key: keys/m.key, master_key: keys/m.key }\n",
+	  "c.yaml:4:36: store.device_key: must not be the master key file\n"),
+	BAD("store_device_key_empty",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  sqlite: s.db\n  master_key: m.key\n  device_key:\n",
+	  "c.yaml:7:3: store.device_key: must not be empty\n"),
+	BAD("store_poll_interval",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store:\n  sqlite: s.db\n  master_key: m.key\n  poll_interval: 0\n",
+	  "c.yaml:7:18: store.poll_interval: \"0\": must be between 1s and 1m\n"),
+	BAD("store_poll_interval_big",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store: { sqlite: s.db, master_key: m.key, poll_interval: 61s }\n",
+	  "c.yaml:4:58: store.poll_interval: \"61s\": must be between 1s and 1m\n"),
+	BAD("store_poll_interval_syntax",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: c.pem, key: k.pem }\n"
+	  "store: { sqlite: s.db, master_key: m.key, poll_interval: 2 s }\n",
+	  "c.yaml:4:58: store.poll_interval: \"2 s\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"),
+	BAD("auth_cache_ttl",
+	  HEAD "auth:\n  cache_ttl: 61m\n",
+	  "c.yaml:6:14: auth.cache_ttl: \"61m\": must be between 0s and 1h\n"),
+	BAD("auth_cache_ttl_syntax",
+	  HEAD "auth: { cache_ttl: -1 }\n",
+	  "c.yaml:5:20: auth.cache_ttl: \"-1\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"),
+	BAD("auth_unknown_key",
+	  HEAD "auth: { cache: 10s }\n",
+	  "c.yaml:5:9: auth: unknown key \"cache\" (did you mean \"cache_ttl\"?)\n"),
+	BAD("auth_sequence",
+	  HEAD "auth: [ cache_ttl ]\n",
+	  "c.yaml:5:7: auth: expected a mapping, got a sequence\n"),
 	BAD("timeout_zero",
 	  HEAD "timeouts: { login: 0 }\n",
 	  "c.yaml:5:20: timeouts.login: \"0\": must be between 1s and 1h\n"),
@@ -913,6 +1048,7 @@ make_pki(void)
 	write_key("pki/enc.pem", key, "secret");
 	write_cert("pki/cert.pem", cert);
 	put("pki/master.key", "0123456789abcdef0123456789abcdef");
+	put("pki/device.key", "fedcba9876543210fedcba9876543210");
 	put("pki/notpem.txt", "just text\n");
 	X509_free(cert);
 	EVP_PKEY_free(key);
@@ -1016,8 +1152,9 @@ test_check_files_not_pem(void **state)
 	    "etc/c.yaml:5:8: tls.key: etc/../pki/notpem.txt: no PEM private key found\n"
 	    "etc/c.yaml:7:11: store.sqlite: etc/../pki/master.key: Not a directory\n"
 	    "etc/c.yaml:8:15: store.master_key: etc/../pki: not a regular file\n"
+	    "etc/c.yaml:8:15: store.device_key: etc/../device.key: No such file or directory\n"
 	    "etc/c.yaml:10:48: providers.acme.ca_file: etc/../pki/notpem.txt: no PEM certificate found\n");
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
 
 	assert_string_equal(check_files("../pki", "../pki/enc.pem", "../pki",
 	    "../pki/master.key", "../pki/other.pem", &n),
@@ -1027,6 +1164,60 @@ test_check_files_not_pem(void **state)
 	    "etc/c.yaml:7:11: store.sqlite: etc/../pki: not a regular file\n"
 	    "etc/c.yaml:10:48: providers.acme.ca_file: etc/../pki/other.pem: no PEM certificate found\n");
 	assert_int_equal(n, 4);
+}
+
+/*
+ * A PostgreSQL store: nothing to check on disk for it, but both keys; an
+ * explicit device key is reported where it is written.
+ */
+static void
+test_check_files_postgres(void **state)
+{
+	struct mg_diag	 d = { 0 };
+	struct mg_config *cfg;
+
+	(void)state;
+	make_pki();
+	put("etc/c.yaml",
+	    "listen:\n"
+	    "  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	    "tls: { certificate: ../pki/cert.pem, key: ../pki/key.pem }\n"
+	    "store:\n"
+	    "  postgres: \"host=/nonexistent dbname=nodir/x.db\"\n"
+	    "  master_key: ../pki/master.key\n");
+	cfg = load_ok("etc/c.yaml");
+	assert_int_equal(mg_config_check_files(cfg, &d), 0);
+	assert_null(d.text);
+	mg_config_free(cfg);
+
+	put("etc/c.yaml",
+	    "listen:\n"
+	    "  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	    "tls: { certificate: ../pki/cert.pem, key: ../pki/key.pem }\n"
+	    "store:\n"
+	    "  postgres: dbname=mailgate\n"
+	    "  master_key: ../pki/master.key\n"
+	    "  device_key: ../pki/nope.key\n");
+	cfg = load_ok("etc/c.yaml");
+	assert_int_equal(mg_config_check_files(cfg, &d), 1);
+	assert_string_equal(d.text, "etc/c.yaml:7:15: store.device_key: etc/../pki/nope.key: "
+	    "No such file or directory\n");
+	mg_diag_free(&d);
+	mg_config_free(cfg);
+
+	/* The default one, missing: reported at the master key. */
+	assert_int_equal(remove("pki/device.key"), 0);
+	put("etc/c.yaml",
+	    "listen:\n"
+	    "  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	    "tls: { certificate: ../pki/cert.pem, key: ../pki/key.pem }\n"
+	    "store: { postgres: dbname=mailgate, master_key: ../pki/master.key }\n");
+	cfg = load_ok("etc/c.yaml");
+	assert_int_equal(mg_config_check_files(cfg, &d), 1);
+	assert_string_equal(d.text, "etc/c.yaml:4:49: store.device_key: etc/../pki/device.key: "
+	    "No such file or directory\n");
+	mg_diag_free(&d);
+	mg_config_free(cfg);
 }
 
 /* A file without read permission; meaningless for root, who reads anything. */
@@ -1055,6 +1246,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_good_no_dir, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_good_include, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_good_timeouts, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_postgres, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_good_edges, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_main_file, test_setup, test_teardown),
 		cmocka_unit_test(test_diag),
@@ -1064,6 +1256,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_check_files_missing, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_mismatch, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_not_pem, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_postgres, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_unreadable, test_setup, test_teardown),
 	};
 	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]), NBAD = sizeof(bad_cases) / sizeof(bad_cases[0]) };
