@@ -989,7 +989,8 @@ listen:
   - {{ protocol: smtp, address: "{gw}:{smtp}", tls: starttls }}
 tls: {{ certificate: {cert}, key: {key} }}
 store: {{ {store}, master_key: {dir}/master.key }}
-timeouts: {{ login: 60, idle: 1800, connect: {connect_timeout} }}
+timeouts: {{ {timeouts} }}
+{extra}
 providers:
   testprov:
     imap: {{ host: {prov}, port: {d_imaps}, tls: implicit }}
@@ -1011,6 +1012,7 @@ providers:
     pop3: {{ host: {prov}, port: {down_port}, tls: implicit }}
     smtp: {{ host: {prov}, port: {down_port}, tls: implicit }}
     ca_file: {ca}
+{providers_extra}
 """
 
 
@@ -1025,7 +1027,18 @@ class Gateway:
     (store.postgres in the config).
     """
 
-    def __init__(self, dir, ca, dovecot, postfix, postgres=None):
+    def __init__(self, dir, ca, dovecot, postfix, postgres=None, timeouts=None, extra="",
+                 providers_extra=""):
+        """
+        timeouts: a dict merged over {login: 60, idle: 1800, connect: 10}
+        (values as YAML scalars, e.g. "2s"); extra: YAML text added at the
+        top level (e.g. "limits: { connections_per_ip: 3 }"); providers_extra:
+        YAML text added under providers:, indented by two spaces.
+        """
+        self.timeouts = {"login": 60, "idle": 1800, "connect": 10}
+        self.timeouts.update(timeouts or {})
+        self.extra = extra
+        self.providers_extra = providers_extra
         self.dir = dir
         self.postgres = postgres
         self.ca = ca
@@ -1061,7 +1074,8 @@ class Gateway:
                 smtps=self.smtps_port, smtp=self.smtp_port,
                 p_smtps=self.postfix.smtps_port, p_submission=self.postfix.submission_port,
                 cert=self.ca.gateway_cert, key=self.ca.gateway_key, dir=self.dir,
-                connect_timeout=10, prov=PROVIDER_ADDR,
+                timeouts=", ".join("%s: %s" % kv for kv in self.timeouts.items()),
+                extra=self.extra, providers_extra=self.providers_extra, prov=PROVIDER_ADDR,
                 d_imaps=self.dovecot.imaps_port, d_imap=self.dovecot.imap_port,
                 d_pop3s=self.dovecot.pop3s_port, d_pop3=self.dovecot.pop3_port,
                 ca=self.ca.ca_cert, other_ca=self.ca.other_ca_cert,
