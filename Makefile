@@ -90,7 +90,7 @@ fuzz: deps-test
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench:
-	@echo "no benchmark yet (see the performance issue)"; exit 1
+	BUILD=$(BUILD) bash bench/run.sh
 
 install: $(BUILD)/mailgate
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/mailgate/conf

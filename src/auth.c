@@ -326,11 +326,13 @@ auth_after_cb(uv_work_t *w, int status)
 	if (status != 0)
 		auth_set(a, MG_AUTH_TEMPFAIL, "credential check cancelled", NULL);
 	/*
-	 * Remember who a verified password belongs to, for the next logins. A
+	 * Remember who a verified password belongs to, for the next logins,
+	 * for cache_ttl from this verification (a hit does not extend it). A
 	 * device password is not cached: its check is one indexed lookup
 	 * already, what a cache hit costs too.
 	 */
 	if (a->res.user[0] != '\0' && a->res.device[0] == '\0' && gw->cfg->auth_cache_ttl > 0 &&
+	    strcmp(hash, "slow") == 0 &&
 	    (a->res.status == MG_AUTH_OK || a->res.status == MG_AUTH_TEMPFAIL)) {
 		slot = auth_slot(gw, a->key);
 		memcpy(slot->key, a->key, sizeof(slot->key));

@@ -19,10 +19,14 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -36,11 +40,13 @@
 #define MG_CFG_TIMEOUT_LOGIN	60	/* seconds, default for timeouts.login */
 #define MG_CFG_TIMEOUT_IDLE	1800	/* RFC 3501 5.4: at least 30 minutes */
 #define MG_CFG_TIMEOUT_CONNECT	30
+#define MG_CFG_TIMEOUT_SHUTDOWN	30	/* seconds live sessions may finish after SIGTERM */
 #define MG_CFG_POLL_INTERVAL	2	/* seconds, default for store.poll_interval */
 #define MG_CFG_POLL_MAX		60
 #define MG_CFG_CACHE_TTL	60	/* seconds, default for auth.cache_ttl */
 #define MG_CFG_CACHE_TTL_MAX	3600
 #define MG_CFG_DEVICE_KEY	"device.key"	/* default device key, beside the master key */
+#define MG_CFG_NAME_MAX		255	/* longest user or group name (LOGIN_NAME_MAX - 1) */
 
 #define MG_CFG_WHERE_MAX	160	/* longest "providers.NAME.imap.port" and more */
 #define MG_CFG_QUOTE_MAX	64	/* values are cut to this many bytes in messages */
@@ -95,11 +101,13 @@ struct config_load {
 
 enum {
 	TOP_LISTEN, TOP_TLS, TOP_STORE, TOP_TIMEOUTS, TOP_INCLUDE, TOP_PROVIDERS, TOP_AUTH,
+	TOP_USER, TOP_GROUP, TOP_LIMITS, TOP_BRUTE_FORCE,
 	TOP_N
 };
 static const struct config_field config_top_fields[TOP_N] = {
 	{ "listen", 1 }, { "tls", 1 }, { "store", 1 }, { "timeouts", 0 },
 	{ "include", 0 }, { "providers", 0 }, { "auth", 0 },
+	{ "user", 0 }, { "group", 0 }, { "limits", 0 }, { "brute_force", 0 },
 };
 
 enum { LISTEN_PROTOCOL, LISTEN_ADDRESS, LISTEN_TLS, LISTEN_N };
@@ -124,17 +132,73 @@ static const struct config_field config_auth_fields[AUTH_N] = {
 	{ "cache_ttl", 0 },
 };
 
-enum { TIMEOUT_LOGIN, TIMEOUT_IDLE, TIMEOUT_CONNECT, TIMEOUT_N };
+enum { TIMEOUT_LOGIN, TIMEOUT_IDLE, TIMEOUT_CONNECT, TIMEOUT_SHUTDOWN_GRACE, TIMEOUT_N };
 static const struct config_field config_timeout_fields[TIMEOUT_N] = {
-	{ "login", 0 }, { "idle", 0 }, { "connect", 0 },
+	{ "login", 0 }, { "idle", 0 }, { "connect", 0 }, { "shutdown_grace", 0 },
 };
 /*
- * Upper bounds, in seconds. A bigger value is far more likely a slip (an
- * "h" for an "m") than a wish, and would keep dead sessions for days.
+ * Bounds, in seconds. A bigger value is far more likely a slip (an "h" for
+ * an "m") than a wish, and would keep dead sessions for days. Only the
+ * shutdown grace may be 0: a gateway that closes every session at once.
  */
-static const unsigned config_timeout_max[TIMEOUT_N] = {
-	3600, 86400, 600,
+static const unsigned config_timeout_min[TIMEOUT_N] = {
+	1, 1, 1, 0,
 };
+static const unsigned config_timeout_max[TIMEOUT_N] = {
+	3600, 86400, 600, 3600,
+};
+
+/*
+ * A setting that is a whole number or a duration within bounds, with its
+ * default; the tables below drive config_settings().
+ */
+struct config_setting {
+	const char	*name;		/* the key */
+	int		 duration;	/* 1: a duration (30s, 10m), 0: a plain count */
+	unsigned	 min, max;	/* bounds, inclusive (seconds for a duration) */
+	unsigned	 def;		/* the value when the key is absent */
+	size_t		 offset;	/* of the unsigned in struct mg_config */
+};
+#define MG_CFG_SETTINGS_MAX	8	/* most settings in one section (config_settings) */
+
+#define MG_CFG_AT(f)	offsetof(struct mg_config, f)
+
+/*
+ * limits: generous for a mail gateway, tight enough that one client or one
+ * address cannot take the machine. The line lengths bound what is read
+ * before login, when nobody is known yet; RFC 4954 section 4 lets an SMTP
+ * AUTH line reach 12288 bytes, hence SMTP's default. A literal bound above
+ * 8191 could not fit the IMAP parser's argument buffer.
+ */
+enum {
+	LIMIT_CONNECTIONS, LIMIT_CONNECTIONS_PER_IP, LIMIT_SESSIONS_PER_USER, LIMIT_IMAP_LINE,
+	LIMIT_POP3_LINE, LIMIT_SMTP_LINE, LIMIT_LITERAL, LIMIT_N
+};
+static const struct config_setting config_limit_settings[LIMIT_N] = {
+	{ "connections", 0, 1, 1000000, 10000, MG_CFG_AT(max_connections) },
+	{ "connections_per_ip", 0, 1, 1000000, 100, MG_CFG_AT(max_connections_per_ip) },
+	{ "sessions_per_user", 0, 1, 100000, 50, MG_CFG_AT(max_sessions_per_user) },
+	{ "imap_line", 0, 512, 8192, 4096, MG_CFG_AT(line_max[MG_PROTO_IMAP]) },
+	{ "pop3_line", 0, 512, 16384, 2048, MG_CFG_AT(line_max[MG_PROTO_POP3]) },
+	{ "smtp_line", 0, 512, 16384, 12288, MG_CFG_AT(line_max[MG_PROTO_SMTP]) },
+	{ "literal", 0, 64, 8191, 1024, MG_CFG_AT(literal_max) },
+};
+
+/*
+ * brute_force: the defaults let a person mistype a password a few times
+ * without noticing anything, and hold a password guesser to a handful of
+ * tries a minute per address.
+ */
+enum { BF_DELAY_AFTER, BF_MAX_DELAY, BF_BLOCK_AFTER, BF_BLOCK_TIME, BF_WINDOW, BF_N };
+static const struct config_setting config_bf_settings[BF_N] = {
+	{ "delay_after", 0, 1, 1000, 3, MG_CFG_AT(bf_delay_after) },
+	{ "max_delay", 1, 0, 60, 8, MG_CFG_AT(bf_max_delay) },
+	{ "block_after", 0, 1, 100000, 20, MG_CFG_AT(bf_block_after) },
+	{ "block_time", 1, 1, 86400, 600, MG_CFG_AT(bf_block_time) },
+	{ "window", 1, 1, 86400, 900, MG_CFG_AT(bf_window) },
+};
+_Static_assert(LIMIT_N <= MG_CFG_SETTINGS_MAX && BF_N <= MG_CFG_SETTINGS_MAX,
+    "config_settings() holds MG_CFG_SETTINGS_MAX settings");
 
 /* The first three are indexed by enum mg_proto on purpose. */
 enum { PROV_IMAP, PROV_POP3, PROV_SMTP, PROV_CA_FILE, PROV_N };
@@ -181,6 +245,7 @@ static int	config_parse_address(const char *, struct sockaddr_storage *, socklen
 		    char *, size_t);
 static int	config_addr_clash(const struct sockaddr_storage *, const struct sockaddr_storage *);
 static char	*config_resolve(const char *, const char *);
+static const char *config_path_string(struct config_load *, const struct config_item *);
 static void	config_path(struct config_load *, const struct config_item *, struct mg_cfg_path *);
 static void	config_listen(struct config_load *, const struct config_item *);
 static void	config_listener(struct config_load *, const struct config_item *, size_t);
@@ -191,7 +256,16 @@ static int	config_default_device_key(struct mg_config *);
 static const char *config_fmt_secs(unsigned, char *, size_t);
 static int	config_duration(struct config_load *, const struct config_item *, unsigned, unsigned,
 		    unsigned *);
+static int	config_count(struct config_load *, const struct config_item *, unsigned, unsigned,
+		    unsigned *);
 static void	config_timeouts(struct config_load *, const struct config_item *);
+static void	config_defaults(struct mg_config *, const struct config_setting *, size_t);
+static void	config_settings(struct config_load *, const struct config_item *,
+		    const struct config_setting *, size_t, struct config_item *, int *);
+static void	config_limits(struct config_load *, const struct config_item *);
+static void	config_brute_force(struct config_load *, const struct config_item *);
+static void	config_name(struct config_load *, const struct config_item *, const char *, char **,
+		    struct mg_cfg_pos *);
 static void	config_auth(struct config_load *, const struct config_item *);
 static void	config_include(struct config_load *, const struct config_item *);
 static int	config_valid_name(const char *, size_t);
@@ -214,6 +288,7 @@ static int	config_check_tls(const struct mg_config *, struct mg_diag *);
 static int	config_check_store(const struct mg_config *, struct mg_diag *);
 static int	config_check_key(const struct mg_cfg_path *, const char *, struct mg_diag *);
 static int	config_check_ca(const struct mg_provider_cfg *, struct mg_diag *);
+static int	config_check_ids(const struct mg_config *, struct mg_diag *);
 
 /*
  * Diagnostics
@@ -834,13 +909,38 @@ config_resolve(const char *file, const char *rel)
 	return out;
 }
 
+/*
+ * Returns an item's value as a path, or NULL after reporting why it is not
+ * one. Paths are printed as they are in messages ("tls.key: PATH: No such
+ * file or directory") and files are named by them in every
+ * "FILE:LINE:COL" line, so a newline or another control character in one
+ * would break a message in two or hide part of it: they are refused.
+ */
+static const char *
+config_path_string(struct config_load *ld, const struct config_item *it)
+{
+	char	 q[MG_CFG_QUOTE_MAX + 16];
+	const char *s, *p;
+
+	if ((s = config_string(ld, it)) == NULL)
+		return NULL;
+	for (p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			config_err(ld, it->val, it->where, "%s: a path must not contain control characters",
+			    config_quote_node(it->val, q, sizeof(q)));
+			return NULL;
+		}
+	}
+	return s;
+}
+
 /* Fills a path setting: the value resolved, and where it was written. */
 static void
 config_path(struct config_load *ld, const struct config_item *it, struct mg_cfg_path *out)
 {
 	const char *s;
 
-	if ((s = config_string(ld, it)) == NULL)
+	if ((s = config_path_string(ld, it)) == NULL)
 		return;
 	config_path_free(out);
 	if ((out->path = config_resolve(ld->file, s)) == NULL) {
@@ -1135,8 +1235,42 @@ config_duration(struct config_load *ld, const struct config_item *it, unsigned m
 }
 
 /*
- * timeouts: each a duration between 1s and config_timeout_max[]. Absent
- * ones keep their defaults; an empty "timeouts:" is the same as none.
+ * A count: decimal digits only, between min and max. 0 and *out set, or -1
+ * after reporting the problem (*out keeps its default). "1e3", "0x10",
+ * "+5" and "10_000", which YAML 1.1 might read as numbers, are refused
+ * rather than guessed at.
+ */
+static int
+config_count(struct config_load *ld, const struct config_item *it, unsigned min, unsigned max,
+    unsigned *out)
+{
+	char	 q[MG_CFG_QUOTE_MAX + 16];
+	unsigned long v;
+	const char *s;
+	int	 digits;
+
+	if ((s = config_string(ld, it)) == NULL)
+		return -1;
+	digits = config_number(s, 0xffffffffUL, &v);
+	if (digits == 0 || (digits > 0 && s[digits] != '\0')) {
+		config_err(ld, it->val, it->where, "%s: expected a whole number (digits only, as in 100)",
+		    config_quote_node(it->val, q, sizeof(q)));
+		return -1;
+	}
+	/* digits == -1 means too big to hold, which is out of range too. */
+	if (digits == -1 || v < min || v > max) {
+		config_err(ld, it->val, it->where, "%s: must be between %u and %u",
+		    config_quote_node(it->val, q, sizeof(q)), min, max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/*
+ * timeouts: each a duration between config_timeout_min[] and
+ * config_timeout_max[]. Absent ones keep their defaults; an empty
+ * "timeouts:" is the same as none.
  */
 static void
 config_timeouts(struct config_load *ld, const struct config_item *it)
@@ -1144,6 +1278,7 @@ config_timeouts(struct config_load *ld, const struct config_item *it)
 	struct config_item items[TIMEOUT_N];
 	unsigned *dst[TIMEOUT_N] = {
 		&ld->cfg->timeout_login, &ld->cfg->timeout_idle, &ld->cfg->timeout_connect,
+		&ld->cfg->timeout_shutdown,
 	};
 	size_t	 order[TIMEOUT_N], j;
 	int	 n;
@@ -1153,7 +1288,142 @@ config_timeouts(struct config_load *ld, const struct config_item *it)
 	if ((n = config_fields(ld, it, config_timeout_fields, TIMEOUT_N, 1, items, order)) == -1)
 		return;
 	for (j = 0; j < (size_t)n; j++)
-		(void)config_duration(ld, &items[order[j]], 1, config_timeout_max[order[j]], dst[order[j]]);
+		(void)config_duration(ld, &items[order[j]], config_timeout_min[order[j]],
+		    config_timeout_max[order[j]], dst[order[j]]);
+}
+
+/* Gives every setting of a table its default. */
+static void
+config_defaults(struct mg_config *cfg, const struct config_setting *set, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		*(unsigned *)(void *)((char *)cfg + set[i].offset) = set[i].def;
+}
+
+/*
+ * A section made of settings only (limits, brute_force): a mapping of
+ * optional keys, each a count or a duration within its bounds. An empty
+ * section is the same as none. Fills items[i] as config_fields() does (a
+ * NULL val for an absent key) and ok[i] with 1 for each setting that was
+ * present and valid. At most MG_CFG_SETTINGS_MAX settings.
+ */
+static void
+config_settings(struct config_load *ld, const struct config_item *it, const struct config_setting *set,
+    size_t n, struct config_item *items, int *ok)
+{
+	struct config_field fields[MG_CFG_SETTINGS_MAX];
+	size_t	 order[MG_CFG_SETTINGS_MAX], i, j;
+	unsigned *dst;
+	int	 m;
+
+	for (i = 0; i < n; i++) {
+		fields[i].name = set[i].name;
+		fields[i].required = 0;
+		items[i].key = items[i].val = NULL;
+		config_child(&items[i], it, set[i].name);
+		ok[i] = 0;
+	}
+	if (config_is_null(it->val))
+		return;
+	if ((m = config_fields(ld, it, fields, n, 0, items, order)) == -1)
+		return;
+	for (j = 0; j < (size_t)m; j++) {
+		i = order[j];
+		dst = (unsigned *)(void *)((char *)ld->cfg + set[i].offset);
+		if (set[i].duration)
+			ok[i] = config_duration(ld, &items[i], set[i].min, set[i].max, dst) == 0;
+		else
+			ok[i] = config_count(ld, &items[i], set[i].min, set[i].max, dst) == 0;
+	}
+}
+
+static void
+config_limits(struct config_load *ld, const struct config_item *it)
+{
+	struct config_item items[LIMIT_N];
+	int	 ok[LIMIT_N];
+
+	config_settings(ld, it, config_limit_settings, LIMIT_N, items, ok);
+}
+
+/*
+ * brute_force: the settings, and one rule between them: an address must
+ * be slowed down before it is blocked, so block_after >= delay_after. The
+ * rule is checked only when both values are good (or defaults), and
+ * reported at block_after, or at delay_after when block_after is the
+ * default.
+ */
+static void
+config_brute_force(struct config_load *ld, const struct config_item *it)
+{
+	const struct mg_config *cfg = ld->cfg;
+	struct config_item items[BF_N];
+	const struct config_item *d = &items[BF_DELAY_AFTER], *b = &items[BF_BLOCK_AFTER];
+	char	 q[MG_CFG_QUOTE_MAX + 16];
+	int	 ok[BF_N];
+
+	config_settings(ld, it, config_bf_settings, BF_N, items, ok);
+	if ((d->val != NULL && !ok[BF_DELAY_AFTER]) || (b->val != NULL && !ok[BF_BLOCK_AFTER]) ||
+	    cfg->bf_block_after >= cfg->bf_delay_after)
+		return;
+	if (b->val != NULL)
+		config_err(ld, b->val, b->where, "%s: must not be less than delay_after (%u)",
+		    config_quote_node(b->val, q, sizeof(q)), cfg->bf_delay_after);
+	else
+		config_err(ld, d->val, d->where, "%s: must not be more than block_after (%u by default)",
+		    config_quote_node(d->val, q, sizeof(q)), cfg->bf_block_after);
+}
+
+/*
+ * user, group: a name to look up when the gateway drops its privileges.
+ * Only its form is checked here (mg_config_check_files() checks that it
+ * exists): not a number, since a uid or gid written here would be looked
+ * up as a name and not found, or worse, found; and nothing a passwd or
+ * group file could not hold. `what` is "user" or "group".
+ */
+static void
+config_name(struct config_load *ld, const struct config_item *it, const char *what, char **out,
+    struct mg_cfg_pos *pos)
+{
+	char	 q[MG_CFG_QUOTE_MAX + 16];
+	const char *s;
+	size_t	 len, i, digits = 0;
+	unsigned char c;
+
+	if ((s = config_string(ld, it)) == NULL)
+		return;
+	len = strlen(s);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f || c == ':' || c == ',' || c == '/')
+			break;
+		digits += c >= '0' && c <= '9';
+	}
+	if (len > MG_CFG_NAME_MAX) {
+		config_err(ld, it->val, it->where, "%s: too long for a %s name (at most %d bytes)",
+		    config_quote(s, len, q, sizeof(q)), what, MG_CFG_NAME_MAX);
+		return;
+	}
+	if (i < len || s[0] == '-') {
+		config_err(ld, it->val, it->where, "%s: not a valid %s name (no spaces, ':', ',' or '/', "
+		    "and no '-' first)", config_quote(s, len, q, sizeof(q)), what);
+		return;
+	}
+	if (digits == len) {
+		config_err(ld, it->val, it->where, "%s: expected a %s name, not a number",
+		    config_quote(s, len, q, sizeof(q)), what);
+		return;
+	}
+	free(*out);
+	if ((*out = strdup(s)) == NULL) {
+		config_err(ld, it->val, it->where, "out of memory");
+		return;
+	}
+	pos->file = ld->file;
+	pos->line = (int)it->val->start_mark.line + 1;
+	pos->col = (int)it->val->start_mark.column + 1;
 }
 
 /*
@@ -1199,7 +1469,7 @@ config_include(struct config_load *ld, const struct config_item *it)
 		e.key = NULL;
 		e.val = yaml_document_get_node(ld->doc, items[i]);
 		config_where(&e, "%s[%zu]", it->where, i);
-		if ((s = config_string(ld, &e)) == NULL)
+		if ((s = config_path_string(ld, &e)) == NULL)
 			continue;
 		if ((path = config_resolve(ld->file, s)) == NULL) {
 			config_err(ld, e.val, e.where, "out of memory");
@@ -1429,8 +1699,28 @@ config_top(struct config_load *ld, yaml_node_t *root)
 		case TOP_AUTH:
 			config_auth(ld, f);
 			break;
+		case TOP_USER:
+			config_name(ld, f, "user", &ld->cfg->run_user, &ld->cfg->run_user_pos);
+			break;
+		case TOP_GROUP:
+			config_name(ld, f, "group", &ld->cfg->run_group, &ld->cfg->run_group_pos);
+			break;
+		case TOP_LIMITS:
+			config_limits(ld, f);
+			break;
+		case TOP_BRUTE_FORCE:
+			config_brute_force(ld, f);
+			break;
 		}
 	}
+	/*
+	 * A group without a user is refused: started as root, the gateway
+	 * would change its group and go on as root, which is not what anyone
+	 * writing "group:" means.
+	 */
+	if (!ld->included && items[TOP_GROUP].val != NULL && items[TOP_USER].val == NULL)
+		config_err(ld, config_at(&items[TOP_GROUP]), items[TOP_GROUP].where,
+		    "needs \"user\" as well (the group alone would leave the gateway running as root)");
 }
 
 /* Adds a file to cfg->files; returns the stored copy, NULL when out of memory. */
@@ -1590,6 +1880,9 @@ mg_config_load(const char *path, struct mg_config **out, struct mg_diag *diag)
 	cfg->timeout_login = MG_CFG_TIMEOUT_LOGIN;
 	cfg->timeout_idle = MG_CFG_TIMEOUT_IDLE;
 	cfg->timeout_connect = MG_CFG_TIMEOUT_CONNECT;
+	cfg->timeout_shutdown = MG_CFG_TIMEOUT_SHUTDOWN;
+	config_defaults(cfg, config_limit_settings, LIMIT_N);
+	config_defaults(cfg, config_bf_settings, BF_N);
 	cfg->poll_interval = MG_CFG_POLL_INTERVAL;
 	cfg->auth_cache_ttl = MG_CFG_CACHE_TTL;
 
@@ -1634,6 +1927,8 @@ mg_config_free(struct mg_config *cfg)
 		config_path_free(&cfg->providers[i].ca_file);
 	free(cfg->providers);
 	free(cfg->listen);
+	free(cfg->run_user);
+	free(cfg->run_group);
 	for (i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
 	free(cfg->files);
@@ -1853,5 +2148,65 @@ mg_config_check_files(const struct mg_config *cfg, struct mg_diag *diag)
 	n += config_check_store(cfg, diag);
 	for (i = 0; i < cfg->nproviders; i++)
 		n += config_check_ca(&cfg->providers[i], diag);
+	n += config_check_ids(cfg, diag);
+	return n;
+}
+
+/*
+ * The user and group to run as must exist here: the gateway looks them up
+ * only after binding its listeners, too late to say which line is wrong.
+ * getpwnam_r()/getgrnam_r() with a buffer that grows while they ask for
+ * more, so that a group with many members is not taken for a failure.
+ */
+static int
+config_check_ids(const struct mg_config *cfg, struct mg_diag *diag)
+{
+	const struct mg_cfg_pos *pos;
+	struct passwd pw, *pwp;
+	struct group gr, *grp;
+	const char *name, *what;
+	char	*buf = NULL, *nbuf;
+	size_t	 bufsz;
+	long	 hint;
+	int	 i, rc, n = 0;
+
+	for (i = 0; i < 2; i++) {
+		name = i == 0 ? cfg->run_user : cfg->run_group;
+		pos = i == 0 ? &cfg->run_user_pos : &cfg->run_group_pos;
+		what = i == 0 ? "user" : "group";
+		if (name == NULL)
+			continue;
+		hint = sysconf(i == 0 ? _SC_GETPW_R_SIZE_MAX : _SC_GETGR_R_SIZE_MAX);
+		bufsz = hint > 0 ? (size_t)hint : 1024;
+		pwp = NULL;
+		grp = NULL;
+		for (;;) {
+			if ((nbuf = realloc(buf, bufsz)) == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			buf = nbuf;
+			if (i == 0)
+				rc = getpwnam_r(name, &pw, buf, bufsz, &pwp);
+			else
+				rc = getgrnam_r(name, &gr, buf, bufsz, &grp);
+			if (rc != ERANGE || bufsz >= 1024 * 1024)
+				break;
+			bufsz *= 2;
+		}
+		/* Not found is 0 with no result; some systems say ENOENT or ESRCH instead. */
+		if (rc == 0 && pwp == NULL && grp == NULL)
+			rc = ENOENT;
+		if (rc == ENOENT || rc == ESRCH) {
+			mg_diag_add(diag, pos->file, pos->line, pos->col, "%s: %s: no such %s on this machine",
+			    what, name, what);
+			n++;
+		} else if (rc != 0) {
+			mg_diag_add(diag, pos->file, pos->line, pos->col, "%s: %s: cannot look it up: %s",
+			    what, name, strerror(rc));
+			n++;
+		}
+	}
+	free(buf);
 	return n;
 }

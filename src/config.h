@@ -41,6 +41,13 @@ struct mg_cfg_path {
 	int	 col;
 };
 
+/* Where a value was written, for messages about it found after loading. */
+struct mg_cfg_pos {
+	const char *file;	/* file the value came from (points into mg_config.files); NULL when unset */
+	int	 line;		/* 1-based position of the value */
+	int	 col;
+};
+
 struct mg_listen_cfg {
 	enum mg_proto		 proto;
 	enum mg_tls_mode	 tls;
@@ -85,6 +92,42 @@ struct mg_config {
 	unsigned		 timeout_login;		/* seconds before authentication (default 60) */
 	unsigned		 timeout_idle;		/* seconds of silence after login (default 1800) */
 	unsigned		 timeout_connect;	/* seconds for upstream connect+TLS+login (default 30) */
+	unsigned		 timeout_shutdown;	/* seconds live sessions may finish after SIGTERM
+						   (0-3600, default 30) */
+
+	/*
+	 * Whom to run as once the listeners are bound and the files opened.
+	 * Names as written, never numbers; mg_config_check_files() checks that
+	 * they exist. run_group without run_user is refused by the loader; a
+	 * NULL run_group with a run_user means that user's primary group.
+	 */
+	char			*run_user;	/* malloc'd; NULL: stay who started the gateway */
+	char			*run_group;	/* malloc'd; NULL: run_user's primary group */
+	struct mg_cfg_pos	 run_user_pos;	/* where run_user was written (file NULL when unset) */
+	struct mg_cfg_pos	 run_group_pos;	/* where run_group was written (file NULL when unset) */
+
+	/* limits: what one gateway and one client may hold (defaults in config.c). */
+	unsigned		 max_connections;	/* client connections in all (1-1000000, default 10000) */
+	unsigned		 max_connections_per_ip;/* per client address (1-1000000, default 100) */
+	unsigned		 max_sessions_per_user;	/* logged-in sessions per gateway user (1-100000, default 50) */
+	unsigned		 line_max[MG_PROTO_COUNT];/* longest command line before login, bytes, indexed by
+							   enum mg_proto (512-16384; default imap 4096, pop3 2048,
+							   smtp 12288 for RFC 4954 AUTH lines) */
+	unsigned		 literal_max;		/* largest IMAP literal or SASL response before login,
+							   bytes (64-8191, default 1024) */
+
+	/*
+	 * brute_force: failed logins are counted per client address and per
+	 * user over bf_window; past bf_delay_after of them failure replies are
+	 * delayed (up to bf_max_delay), and an address with bf_block_after
+	 * failures is refused for bf_block_time. bf_block_after >= bf_delay_after.
+	 */
+	unsigned		 bf_delay_after;	/* failures before replies slow down (1-1000, default 3) */
+	unsigned		 bf_max_delay;		/* seconds, longest delay of a failure reply (0-60, default 8) */
+	unsigned		 bf_block_after;	/* failures from one address before it is blocked
+						   (1-100000, default 20) */
+	unsigned		 bf_block_time;		/* seconds an address stays blocked (1-86400, default 600) */
+	unsigned		 bf_window;		/* seconds after which a failure is forgotten (1-86400, default 900) */
 
 	struct mg_provider_cfg	*providers;	/* malloc'd array */
 	size_t			 nproviders;
@@ -99,10 +142,11 @@ struct mg_config {
 int mg_config_load(const char *path, struct mg_config **out, struct mg_diag *diag);
 
 /*
- * Checks that the files the config names exist and are readable: the TLS
- * certificate and key (and that they parse and match), the master key and
- * the device key, each provider's ca_file, and the directory of the SQLite
- * store (a PostgreSQL store has nothing on disk to check). Returns the
+ * Checks what the config names on this machine: that the files exist and
+ * are readable: the TLS certificate and key (and that they parse and
+ * match), the master key and the device key, each provider's ca_file, and
+ * the directory of the SQLite store (a PostgreSQL store has nothing on disk
+ * to check); and that the user and group to run as exist. Returns the
  * number of problems appended to diag (0 when all is well).
  */
 int mg_config_check_files(const struct mg_config *cfg, struct mg_diag *diag);

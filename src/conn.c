@@ -84,7 +84,8 @@ mg_conn_starttls(struct mg_conn *c, SSL_CTX *ctx, int server, const char *host)
 		c->failed = 1;
 		return -1;
 	}
-	if (mg_tls_start(&c->tls, ctx, server, host, c->error, sizeof(c->error)) == -1) {
+	if (mg_tls_start(&c->tls, ctx, server, host, server ? NULL : c->resume, c->error,
+	    sizeof(c->error)) == -1) {
 		c->failed = 1;
 		return -1;
 	}

@@ -49,6 +49,7 @@ struct mg_conn {
 	uv_tcp_t		 tcp;		/* the socket; tcp.data == this conn */
 	void			*owner;		/* the session that embeds this conn */
 	struct mg_tls		 tls;		/* TLS state; tls.ssl == NULL without TLS */
+	SSL_SESSION		**resume;	/* client: where the session to resume is kept, or NULL */
 	int			 tls_on;	/* bytes on the wire are TLS records */
 
 	uint8_t			 in[MG_CONN_INBUF];	/* plaintext received, not yet consumed */

@@ -23,8 +23,6 @@
 #include "session.h"
 #include "upstream.h"
 
-#define IMAP_LINE_MAX		4096	/* a command line before login */
-#define IMAP_LITERAL_MAX	1024	/* a literal before login (user names, passwords) */
 #define IMAP_MAX_FAILURES	3	/* failed logins before the connection is closed */
 
 struct imap_front {
@@ -44,6 +42,7 @@ const struct mg_front_ops mg_imap_front = {
 	.on_read = imap_read,
 	.free = imap_free,
 	.timeout_msg = "* BYE Autologout; idle for too long\r\n",
+	.reject_prefix = "* BYE ",
 };
 
 /* What the gateway itself offers before login (after login the provider's list is shown). */
@@ -56,6 +55,14 @@ imap_caps(struct mg_session *s)
 	return "IMAP4rev1 ID LITERAL+ STARTTLS LOGINDISABLED";
 }
 
+static size_t
+imap_line_max(struct mg_session *s)
+{
+	size_t n = s->gw->cfg->line_max[MG_PROTO_IMAP];
+
+	return n < MG_IMAP_ARGBUF ? n : MG_IMAP_ARGBUF;
+}
+
 static void
 imap_start(struct mg_session *s)
 {
@@ -63,7 +70,8 @@ imap_start(struct mg_session *s)
 
 	if ((f = mg_session_front_new(s, sizeof(*f))) == NULL)
 		return;
-	mg_imap_parser_init(&f->p, IMAP_LINE_MAX, IMAP_LITERAL_MAX);
+	/* limits.imap_line and limits.literal; the parser keeps at most MG_IMAP_ARGBUF. */
+	mg_imap_parser_init(&f->p, imap_line_max(s), s->gw->cfg->literal_max);
 	(void)mg_conn_printf(&s->client, "* OK [CAPABILITY %s] mailgate ready\r\n", imap_caps(s));
 }
 
@@ -233,7 +241,7 @@ imap_read(struct mg_session *s)
 	while (!s->closing && !s->close_after_flush && s->state == MG_SS_PRELOGIN && !c->paused &&
 	    c->in_len > 0) {
 		if (f->sasl_wait) {
-			lr = mg_line_find(c->in, c->in_len, IMAP_LINE_MAX, &ll, &cons);
+			lr = mg_line_find(c->in, c->in_len, imap_line_max(s), &ll, &cons);
 			if (lr == 0)
 				break;
 			f->sasl_wait = 0;

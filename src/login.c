@@ -3,18 +3,21 @@
  */
 #include "login.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "audit.h"
 #include "auth.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "sasl.h"
 #include "session.h"
 #include "upstream.h"
 
 static void	login_auth_done(struct mg_session *, struct mg_auth_result *);
+static void	login_fail(struct mg_session *);
 static void	login_upstream_done(struct mg_session *, int, const char *);
 
 /* The log line for the admin (reason may say more) and the audit record (reason for the device). */
@@ -42,6 +45,59 @@ login_resume(struct mg_session *s)
 	mg_conn_resume(&s->client);
 }
 
+/* A failure reply held back by the brute-force delay; owns a session reference. */
+struct login_delay {
+	uv_timer_t		 timer;	/* timer.data == this */
+	struct mg_session	*s;
+};
+
+static void
+login_delay_close_cb(uv_handle_t *h)
+{
+	struct login_delay *d = h->data;
+
+	mg_session_unref(d->s);
+	free(d);
+}
+
+static void
+login_delay_cb(uv_timer_t *t)
+{
+	struct login_delay	*d = t->data;
+	struct mg_session	*s = d->s;
+
+	if (!s->closing) {
+		s->login->fail(s);
+		login_resume(s);
+	}
+	uv_close((uv_handle_t *)&d->timer, login_delay_close_cb);
+}
+
+/*
+ * A wrong credential: counted against the address and the user, and the
+ * reply waits as long as the counts say (the device stays paused meanwhile).
+ */
+static void
+login_fail(struct mg_session *s)
+{
+	struct login_delay	*d;
+	uint64_t		 ms;
+
+	ms = mg_limits_login_failed(s->gw->limits, s->peer_ip, s->user, mg_gateway_now(s->gw));
+	if (ms == 0 || (d = calloc(1, sizeof(*d))) == NULL) {
+		s->login->fail(s);
+		login_resume(s);
+		return;
+	}
+	mg_log_info(s->id, "%s login delay client=%s delay_ms=%llu", s->ops->name, s->peer,
+	    (unsigned long long)ms);
+	d->s = s;
+	uv_timer_init(s->gw->loop, &d->timer);
+	d->timer.data = d;
+	mg_session_ref(s);
+	uv_timer_start(&d->timer, login_delay_cb, ms, 0);
+}
+
 void
 mg_login_start(struct mg_session *s, const char *user, size_t ulen, const char *pass, size_t plen,
     const struct mg_login_replies *replies)
@@ -59,7 +115,8 @@ mg_login_start(struct mg_session *s, const char *user, size_t ulen, const char *
 	    memchr(user, '\0', ulen) != NULL || memchr(pass, '\0', plen) != NULL) {
 		/* Not a name or password the store can hold: simply wrong. */
 		login_log(s, "fail", "malformed credentials", "invalid credentials", NULL);
-		replies->fail(s);
+		login_fail(s);
+		return;
 	} else {
 		login_log(s, "tempfail", "cannot queue the check", "cannot queue the check", NULL);
 		replies->tempfail(s, "try again later");
@@ -76,8 +133,7 @@ login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 	case MG_AUTH_FAIL:
 		login_log(s, "fail", r->log_reason, r->reason, r->hash);
 		s->device[0] = '\0';
-		s->login->fail(s);
-		login_resume(s);
+		login_fail(s);
 		return;
 	case MG_AUTH_TEMPFAIL:
 		snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
@@ -89,6 +145,15 @@ login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 	case MG_AUTH_OK:
 		break;
 	}
+	mg_limits_login_ok(s->gw->limits, r->user);
+	if (mg_limits_user_open(s->gw->limits, r->user) == -1) {
+		login_log(s, "tempfail", "too many sessions for the user", "too many sessions for the user", r->hash);
+		s->device[0] = '\0';
+		s->login->tempfail(s, "too many sessions for this user; close some and retry");
+		login_resume(s);
+		return;
+	}
+	s->user_counted = 1;
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", r->user);
 	s->auth_gen = r->auth_gen;
 	snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
@@ -104,6 +169,9 @@ login_upstream_done(struct mg_session *s, int status, const char *reason)
 		return;
 	if (status != 0) {
 		login_log(s, "tempfail", reason, reason, s->hash);
+		if (s->user_counted)
+			mg_limits_user_close(s->gw->limits, s->auth_user);
+		s->user_counted = 0;
 		s->auth_user[0] = s->device[0] = '\0';
 		s->login->tempfail(s, reason);
 		login_resume(s);

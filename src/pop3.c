@@ -20,7 +20,6 @@
 #include "session.h"
 #include "upstream.h"
 
-#define POP3_LINE_MAX		2048	/* a command line before login (AUTH responses included) */
 #define POP3_MAX_FAILURES	3
 
 struct pop3_front {
@@ -40,6 +39,7 @@ const struct mg_front_ops mg_pop3_front = {
 	.on_read = pop3_read,
 	.free = pop3_free,
 	.timeout_msg = "-ERR Autologout; idle for too long\r\n",
+	.reject_prefix = "-ERR [SYS/TEMP] ",
 };
 
 static void
@@ -195,7 +195,7 @@ pop3_read(struct mg_session *s)
 
 	while (!s->closing && !s->close_after_flush && s->state == MG_SS_PRELOGIN && !c->paused &&
 	    c->in_len > 0) {
-		r = mg_line_find(c->in, c->in_len, POP3_LINE_MAX, &ll, &cons);
+		r = mg_line_find(c->in, c->in_len, s->gw->cfg->line_max[MG_PROTO_POP3], &ll, &cons);
 		if (r == 0)
 			break;
 		if (r == -1) {

@@ -7,12 +7,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "revoke.h"
 #include "store_open.h"
@@ -31,6 +35,8 @@ static void	relay_up_read_cb(struct mg_conn *);
 static void	relay_client_drain_cb(struct mg_conn *);
 static void	relay_up_drain_cb(struct mg_conn *);
 static void	session_free(struct mg_session *);
+static void	session_reject(struct mg_session *);
+static void	gw_finish(struct mg_gateway *);
 
 void
 mg_session_ref(struct mg_session *s)
@@ -59,6 +65,10 @@ session_free(struct mg_session *s)
 	    (unsigned long long)ms);
 	if (s->ops->free != NULL)
 		s->ops->free(s);
+	if (s->conn_counted)
+		mg_limits_conn_close(gw->limits, s->peer_ip);
+	if (s->user_counted)
+		mg_limits_user_close(gw->limits, s->auth_user);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -68,6 +78,8 @@ session_free(struct mg_session *s)
 	gw->nsessions--;
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
+	if (gw->stopping && gw->nsessions == 0)
+		gw_finish(gw);
 }
 
 void
@@ -236,14 +248,31 @@ gw_accept_cb(uv_stream_t *server, int status)
 			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 			snprintf(s->peer, sizeof(s->peer), "%s:%u", ip, port);
+			snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", ip);
 		} else if (ss.ss_family == AF_INET6) {
 			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
 			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 			snprintf(s->peer, sizeof(s->peer), "[%s]:%u", ip, port);
+			snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", ip);
 		}
 	}
-	mg_log_info(s->id, "%s connect client=%s listener=%s tls=%s", s->ops->name, s->peer,
-	    l->cfg->address, l->cfg->tls == MG_TLS_IMPLICIT ? "implicit" : "starttls");
+	switch (mg_limits_conn_open(gw->limits, s->peer_ip, mg_gateway_now(gw))) {
+	case MG_CONN_OK:
+		s->conn_counted = 1;
+		break;
+	case MG_CONN_TOO_MANY:
+		s->reject = "Too many connections; try again later";
+		break;
+	case MG_CONN_TOO_MANY_IP:
+		s->reject = "Too many connections from your address; try again later";
+		break;
+	case MG_CONN_BLOCKED:
+		s->reject = "Too many failed logins from your address; try again later";
+		break;
+	}
+	mg_log_info(s->id, "%s connect client=%s listener=%s tls=%s%s%s%s", s->ops->name, s->peer,
+	    l->cfg->address, l->cfg->tls == MG_TLS_IMPLICIT ? "implicit" : "starttls",
+	    s->reject ? " refused=\"" : "", s->reject ? s->reject : "", s->reject ? "\"" : "");
 	mg_session_set_timeout(s, (uint64_t)gw->cfg->timeout_login * 1000);
 	if (l->cfg->tls == MG_TLS_IMPLICIT) {
 		s->state = MG_SS_HANDSHAKE;
@@ -256,7 +285,18 @@ gw_accept_cb(uv_stream_t *server, int status)
 	}
 	s->state = MG_SS_PRELOGIN;
 	mg_conn_start(&s->client);
-	s->ops->start(s);
+	if (s->reject != NULL)
+		session_reject(s);
+	else
+		s->ops->start(s);
+}
+
+/* Says why at the greeting, in the protocol's words, and closes. */
+static void
+session_reject(struct mg_session *s)
+{
+	(void)mg_conn_printf(&s->client, "%s%s\r\n", s->ops->reject_prefix, s->reject);
+	mg_session_close_after_flush(s, s->reject);
 }
 
 /* The device's TLS handshake ended: implicit TLS at connect, or after STARTTLS. */
@@ -277,7 +317,10 @@ session_client_handshake_cb(struct mg_conn *c, int status)
 	    mg_tls_version(&c->tls), mg_tls_cipher(&c->tls));
 	if (s->state == MG_SS_HANDSHAKE) {
 		s->state = MG_SS_PRELOGIN;
-		s->ops->start(s);
+		if (s->reject != NULL)
+			session_reject(s);
+		else
+			s->ops->start(s);
 	}
 }
 
@@ -397,13 +440,15 @@ mg_session_relay(struct mg_session *s)
 }
 
 SSL_CTX *
-mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, const struct mg_provider_cfg **pcfg)
+mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto proto,
+    const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot)
 {
 	size_t i;
 
 	for (i = 0; i < gw->cfg->nproviders; i++) {
 		if (strcmp(gw->cfg->providers[i].name, provider) == 0) {
 			*pcfg = &gw->cfg->providers[i];
+			*slot = &gw->up_sessions[i * MG_PROTO_COUNT + proto];
 			return gw->client_ctx[i];
 		}
 	}
@@ -418,25 +463,131 @@ gw_close_walk_cb(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* Closes what keeps the loop alive once no session is left: uv_run then returns. */
+static void
+gw_finish(struct mg_gateway *gw)
+{
+	if (gw->finished)
+		return;
+	gw->finished = 1;
+	uv_close((uv_handle_t *)&gw->sig_int, NULL);
+	uv_close((uv_handle_t *)&gw->sig_term, NULL);
+	uv_close((uv_handle_t *)&gw->sig_hup, NULL);
+	uv_close((uv_handle_t *)&gw->grace, NULL);
+	mg_revoke_stop(gw);
+}
+
+static void
+gw_close_sessions(struct mg_gateway *gw, const char *why)
+{
+	struct mg_session *s, *next;
+
+	for (s = gw->sessions; s != NULL; s = next) {
+		next = s->next;
+		mg_session_close(s, why);
+	}
+}
+
+static void
+gw_grace_cb(uv_timer_t *t)
+{
+	struct mg_gateway *gw = t->data;
+
+	mg_log_info(0, "stopping grace period over sessions=%llu", (unsigned long long)gw->nsessions);
+	gw_close_sessions(gw, "gateway stopping");
+}
+
+/*
+ * SIGTERM or SIGINT: refuse new connections at once (the listeners close),
+ * let the live sessions finish for timeouts.shutdown_grace, then close what
+ * is left. A second signal closes everything at once.
+ */
 static void
 gw_signal_cb(uv_signal_t *sig, int signum)
 {
 	struct mg_gateway	*gw = sig->data;
-	struct mg_session	*s, *next;
 	size_t			 i;
 
-	mg_log_info(0, "stopping signal=%d sessions=%llu", signum, (unsigned long long)gw->nsessions);
+	if (gw->stopping) {
+		mg_log_info(0, "stopping now signal=%d sessions=%llu", signum, (unsigned long long)gw->nsessions);
+		gw_close_sessions(gw, "gateway stopping");
+		return;
+	}
+	mg_log_info(0, "stopping signal=%d sessions=%llu grace_s=%u", signum,
+	    (unsigned long long)gw->nsessions, gw->cfg->timeout_shutdown);
 	gw->stopping = 1;
 	for (i = 0; i < gw->nlisteners; i++)
 		if (!uv_is_closing((uv_handle_t *)&gw->listeners[i].tcp))
 			uv_close((uv_handle_t *)&gw->listeners[i].tcp, NULL);
-	for (s = gw->sessions; s != NULL; s = next) {
-		next = s->next;
-		mg_session_close(s, "gateway stopping");
+	if (gw->nsessions == 0) {
+		gw_finish(gw);
+		return;
 	}
-	uv_close((uv_handle_t *)&gw->sig_int, NULL);
-	uv_close((uv_handle_t *)&gw->sig_term, NULL);
-	mg_revoke_stop(gw);
+	uv_timer_start(&gw->grace, gw_grace_cb, (uint64_t)gw->cfg->timeout_shutdown * 1000, 0);
+}
+
+/* SIGHUP: a new certificate and key for new connections; live ones keep theirs. */
+static void
+gw_hup_cb(uv_signal_t *sig, int signum)
+{
+	struct mg_gateway	*gw = sig->data;
+	SSL_CTX			*ctx;
+	char			 err[MG_ERRLEN];
+
+	(void)signum;
+	ctx = mg_tls_server_ctx(gw->cfg->tls_cert.path, gw->cfg->tls_key.path, err, sizeof(err));
+	if (ctx == NULL) {
+		mg_log_err(0, "tls reload failed error=\"%s\"; keeping the old certificate", err);
+		return;
+	}
+	/* Connections hold their own reference: freeing ours is safe. */
+	SSL_CTX_free(gw->server_ctx);
+	gw->server_ctx = ctx;
+	mg_log_info(0, "tls reloaded certificate=%s", gw->cfg->tls_cert.path);
+}
+
+/* Drops root for the configured user and group, after binding and opening files. */
+static int
+gw_drop_privileges(struct mg_gateway *gw)
+{
+	const struct mg_config	*cfg = gw->cfg;
+	struct passwd		*pw;
+	struct group		*gr;
+	gid_t			 gid;
+
+	if (cfg->run_user == NULL) {
+		if (geteuid() == 0)
+			mg_log_warn(0, "running as root: set user: in the configuration to drop privileges");
+		return 0;
+	}
+	if ((pw = getpwnam(cfg->run_user)) == NULL) {
+		mg_log_err(0, "startup user=%s error=\"no such user\"", cfg->run_user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (cfg->run_group != NULL) {
+		if ((gr = getgrnam(cfg->run_group)) == NULL) {
+			mg_log_err(0, "startup group=%s error=\"no such group\"", cfg->run_group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == pw->pw_uid)
+			return 0;
+		mg_log_err(0, "startup user=%s error=\"only root can switch users\"", cfg->run_user);
+		return -1;
+	}
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(pw->pw_uid) == -1 ||
+	    setuid(0) != -1) {
+		mg_log_err(0, "startup user=%s error=\"cannot drop privileges\"", cfg->run_user);
+		return -1;
+	}
+	/* Secrets stay out of core files and away from debuggers of the same user. */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	mg_log_info(0, "running as user=%s uid=%u gid=%u", cfg->run_user, (unsigned)pw->pw_uid,
+	    (unsigned)gid);
+	return 0;
 }
 
 /* Everything run needs before the loop starts; errors go to the log and fail startup. */
@@ -462,7 +613,9 @@ gw_setup(struct mg_gateway *gw)
 		mg_log_err(0, "startup store error=\"%s\"", err);
 		return -1;
 	}
-	if (mg_auth_init(gw) == -1 || mg_revoke_start(gw) == -1) {
+	if ((gw->limits = mg_limits_new(cfg)) == NULL ||
+	    (gw->up_sessions = calloc(cfg->nproviders * MG_PROTO_COUNT + 1, sizeof(*gw->up_sessions))) == NULL ||
+	    mg_auth_init(gw) == -1 || mg_revoke_start(gw) == -1) {
 		mg_log_err(0, "startup error=\"out of memory\"");
 		return -1;
 	}
@@ -524,7 +677,7 @@ int
 mg_gateway_run(struct mg_config *cfg)
 {
 	struct mg_gateway	 gw;
-	struct rlimit		 rl = { 0, 0 };
+	struct rlimit		 rl = { 0, 0 }, nofile;
 	size_t			 i;
 	int			 rc = 1;
 
@@ -534,18 +687,31 @@ mg_gateway_run(struct mg_config *cfg)
 	gw.loop = uv_default_loop();
 	/* Secrets live in this process: no core files. */
 	(void)setrlimit(RLIMIT_CORE, &rl);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* Every connection is two descriptors: take all the kernel allows. */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	uv_signal_init(gw.loop, &gw.sig_int);
 	uv_signal_init(gw.loop, &gw.sig_term);
-	gw.sig_int.data = gw.sig_term.data = &gw;
-	if (gw_setup(&gw) == -1) {
+	uv_signal_init(gw.loop, &gw.sig_hup);
+	uv_timer_init(gw.loop, &gw.grace);
+	gw.sig_int.data = gw.sig_term.data = gw.sig_hup.data = gw.grace.data = &gw;
+	if (gw_setup(&gw) == -1 || gw_drop_privileges(&gw) == -1) {
+		gw.stopping = 1;
+		gw_close_sessions(&gw, "startup failed");
+		if (gw.revoke.timer.data != NULL)
+			mg_revoke_stop(&gw);
 		uv_walk(gw.loop, gw_close_walk_cb, NULL);
 		uv_run(gw.loop, UV_RUN_DEFAULT);
 		goto out;
 	}
 	uv_signal_start(&gw.sig_int, gw_signal_cb, SIGINT);
 	uv_signal_start(&gw.sig_term, gw_signal_cb, SIGTERM);
+	uv_signal_start(&gw.sig_hup, gw_hup_cb, SIGHUP);
 	mg_log_info(0, "ready listeners=%zu providers=%zu", gw.nlisteners, cfg->nproviders);
 	uv_run(gw.loop, UV_RUN_DEFAULT);
 	rc = 0;
@@ -566,6 +732,12 @@ out:
 		free(gw.client_ctx);
 	}
 	free(gw.listeners);
+	if (gw.up_sessions != NULL) {
+		for (i = 0; i < cfg->nproviders * MG_PROTO_COUNT; i++)
+			SSL_SESSION_free(gw.up_sessions[i]);
+		free(gw.up_sessions);
+	}
+	mg_limits_free(gw.limits);
 	mg_auth_free(&gw);
 	mg_keyring_wipe(&gw.ring);
 	mg_master_key_wipe(&gw.devkey);

@@ -30,6 +30,7 @@ struct mg_session;
 struct mg_upstream;
 struct mg_login_replies;
 struct mg_auth_state;
+struct mg_limits;
 
 struct mg_listener {
 	uv_tcp_t			 tcp;	/* the listening socket; tcp.data == this */
@@ -53,6 +54,11 @@ struct mg_gateway {
 	size_t			 nlisteners;
 	uv_signal_t		 sig_int;
 	uv_signal_t		 sig_term;
+	uv_signal_t		 sig_hup;	/* reloads the certificate and key */
+	uv_timer_t		 grace;		/* after SIGTERM: how long live sessions may finish */
+	int			 finished;	/* every gateway handle was closed */
+	struct mg_limits	*limits;	/* connection, session and brute-force counters */
+	SSL_SESSION		**up_sessions;	/* upstream TLS sessions to resume: [provider * MG_PROTO_COUNT + proto] */
 	struct mg_session	*sessions;	/* all live sessions, for shutdown */
 	uint64_t		 nsessions;	/* live sessions */
 	int			 stopping;
@@ -67,6 +73,7 @@ struct mg_front_ops {
 	void		(*on_read)(struct mg_session *s);	/* client input before relay */
 	void		(*free)(struct mg_session *s);		/* release front-end state */
 	const char	*timeout_msg;				/* sent when the login timeout expires */
+	const char	*reject_prefix;				/* refusal at the greeting: this, then why */
 };
 
 enum mg_session_state {
@@ -101,6 +108,10 @@ struct mg_session {
 	int				 client_eof;	/* relay: the device finished sending */
 	int				 up_eof;	/* relay: the provider finished sending */
 	char				 peer[64];	/* device address "ip:port" */
+	char				 peer_ip[48];	/* device address alone, for the limits */
+	const char			*reject;	/* refuse at the greeting with this reason (static) */
+	int				 conn_counted;	/* counted in the connection limits */
+	int				 user_counted;	/* counted in auth_user's sessions */
 	char				 user[MG_NAME_MAX];	/* gateway user once authenticated (or attempted) */
 	char				 helo[256];	/* SMTP: the device's EHLO name, used upstream too */
 	char				 auth_user[MG_NAME_MAX];	/* the user whose credential was accepted ("" before) */
@@ -143,9 +154,19 @@ void mg_session_touch(struct mg_session *s);
 /* Switches the session timeout (milliseconds) and restarts it. */
 void mg_session_set_timeout(struct mg_session *s, uint64_t ms);
 
-/* The SSL_CTX used for a provider (by name), or NULL. */
-SSL_CTX *mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider,
-    const struct mg_provider_cfg **pcfg);
+/*
+ * The SSL_CTX used for a provider (by name), or NULL; *slot is where the
+ * provider's TLS session for proto is kept for resumption.
+ */
+SSL_CTX *mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto proto,
+    const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot);
+
+/* Monotonic seconds (never 0), for the limits' clocks. */
+static inline uint64_t
+mg_gateway_now(struct mg_gateway *gw)
+{
+	return uv_now(gw->loop) / 1000 + 1;
+}
 
 extern const struct mg_front_ops mg_imap_front;
 extern const struct mg_front_ops mg_pop3_front;

@@ -29,7 +29,6 @@
 #include "session.h"
 #include "upstream.h"
 
-#define SMTP_LINE_MAX		12288	/* before AUTH: RFC 4954 §4 lets AUTH lines reach 12288 octets */
 #define SMTP_MAX_FAILURES	3
 
 enum {
@@ -57,6 +56,7 @@ const struct mg_front_ops mg_smtp_front = {
 	.on_read = smtp_read,
 	.free = smtp_free,
 	.timeout_msg = "421 4.4.2 Timeout; closing connection\r\n",
+	.reject_prefix = "421 4.7.0 ",
 };
 
 static void
@@ -270,7 +270,7 @@ smtp_read(struct mg_session *s)
 
 	while (!s->closing && !s->close_after_flush && s->state == MG_SS_PRELOGIN && !c->paused &&
 	    c->in_len > 0) {
-		r = mg_line_find(c->in, c->in_len, SMTP_LINE_MAX, &ll, &cons);
+		r = mg_line_find(c->in, c->in_len, s->gw->cfg->line_max[MG_PROTO_SMTP], &ll, &cons);
 		if (r == 0)
 			break;
 		if (r == -1) {

@@ -94,6 +94,25 @@ fail:
 	return NULL;
 }
 
+/* The SSL ex_data index where a client connection's session slot is kept. */
+static int tls_slot_index = -1;
+
+/*
+ * A provider sent a session (in TLS 1.3 after the handshake, as a ticket):
+ * keep the newest in the connection's slot, for the next login there.
+ */
+static int
+tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_SESSION **slot = SSL_get_ex_data(ssl, tls_slot_index);
+
+	if (slot == NULL)
+		return 0;
+	SSL_SESSION_free(*slot);
+	*slot = sess;
+	return 1;	/* the reference is ours now */
+}
+
 SSL_CTX *
 mg_tls_client_ctx(const char *ca_file, char *err, size_t errlen)
 {
@@ -119,6 +138,10 @@ mg_tls_client_ctx(const char *ca_file, char *err, size_t errlen)
 	}
 	/* The handshake itself fails on an unverified chain or name. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (tls_slot_index == -1)
+		tls_slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -126,7 +149,8 @@ fail:
 }
 
 int
-mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, char *err, size_t errlen)
+mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, SSL_SESSION **slot,
+    char *err, size_t errlen)
 {
 	unsigned char	ip[16];
 	int		is_ip;
@@ -165,6 +189,12 @@ mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, char 
 		SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		if (SSL_set1_host(t->ssl, host) != 1)
 			goto fail;
+	}
+	if (slot != NULL) {
+		/* A session that cannot be resumed any more is simply not offered. */
+		if (*slot != NULL && SSL_SESSION_is_resumable(*slot))
+			(void)SSL_set_session(t->ssl, *slot);
+		SSL_set_ex_data(t->ssl, tls_slot_index, slot);
 	}
 	SSL_set_connect_state(t->ssl);
 	return 0;
@@ -321,4 +351,10 @@ mg_tls_cipher(const struct mg_tls *t)
 	const char *c = t->ssl != NULL ? SSL_get_cipher_name(t->ssl) : NULL;
 
 	return c != NULL ? c : "none";
+}
+
+int
+mg_tls_resumed(const struct mg_tls *t)
+{
+	return t->ssl != NULL && SSL_session_reused(t->ssl);
 }

@@ -42,9 +42,15 @@ SSL_CTX *mg_tls_client_ctx(const char *ca_file, char *err, size_t errlen);
 /*
  * Prepares t for one connection. As a client (server == 0), host is the
  * name to verify and to send as SNI; an IP literal is verified against the
- * certificate's IP addresses and sent without SNI. 0 ok, -1 error.
+ * certificate's IP addresses and sent without SNI. slot (clients, may be
+ * NULL) holds the session to resume and receives the server's new ones; it
+ * must outlive every connection that uses it. 0 ok, -1 error.
  */
-int mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, char *err, size_t errlen);
+int mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, SSL_SESSION **slot,
+    char *err, size_t errlen);
+
+/* Whether the handshake resumed a session. */
+int mg_tls_resumed(const struct mg_tls *t);
 void mg_tls_free(struct mg_tls *t);
 
 /* Hands ciphertext received from the peer to OpenSSL. 0 ok, -1 out of memory. */

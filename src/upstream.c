@@ -34,8 +34,9 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	struct addrinfo			 hints;
 	char				 port[8];
 	SSL_CTX				*ctx;
+	SSL_SESSION			**slot;
 
-	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, &pcfg)) == NULL ||
+	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, proto, &pcfg, &slot)) == NULL ||
 	    !pcfg->ep[proto].present)
 		return -1;
 	if ((u = calloc(1, sizeof(*u))) == NULL)
@@ -43,6 +44,7 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	u->s = s;
 	u->ep = &pcfg->ep[proto];
 	u->ctx = ctx;
+	u->resume = slot;
 	u->done = done;
 	u->proto = proto == MG_PROTO_POP3 ? &mg_up_pop3 : proto == MG_PROTO_SMTP ? &mg_up_smtp : &mg_up_imap;
 	snprintf(u->login, sizeof(u->login), "%s", r->login);
@@ -129,6 +131,7 @@ up_try_connect(struct mg_upstream *u)
 		u->conn.on_handshake = up_handshake_cb;
 		u->conn.on_read = up_read_cb;
 		u->conn.on_close = up_close_cb;
+		u->conn.resume = u->resume;
 		if ((r = mg_conn_connect(&u->conn, ai->ai_addr)) == 0)
 			return;
 		mg_log_info(u->s->id, "upstream connect addr=%s port=%u error=\"%s\"", u->addr,
@@ -189,8 +192,9 @@ up_handshake_cb(struct mg_conn *c, int status)
 		mg_upstream_fail(u, "the provider's TLS certificate was not accepted");
 		return;
 	}
-	mg_log_info(u->s->id, "upstream connected host=%s addr=%s port=%u tls=%s cipher=%s",
-	    u->ep->host, u->addr, u->ep->port, mg_tls_version(&c->tls), mg_tls_cipher(&c->tls));
+	mg_log_info(u->s->id, "upstream connected host=%s addr=%s port=%u tls=%s cipher=%s resumed=%s",
+	    u->ep->host, u->addr, u->ep->port, mg_tls_version(&c->tls), mg_tls_cipher(&c->tls),
+	    mg_tls_resumed(&c->tls) ? "yes" : "no");
 	if (u->phase == MG_UP_TLS) {
 		u->phase = MG_UP_LOGIN;
 		u->proto->connected(u);

@@ -50,6 +50,7 @@ struct mg_upstream {
 	const struct mg_upstream_proto	*proto;
 	const struct mg_endpoint_cfg	*ep;
 	SSL_CTX				*ctx;
+	SSL_SESSION			**resume;	/* the provider's session slot (the gateway owns it) */
 	mg_upstream_cb			 done;
 	uv_getaddrinfo_t		 gai;
 	uv_timer_t			 timer;		/* connect + TLS + login deadline */

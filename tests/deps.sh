@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs, from Debian's packages, what building and testing mailgate needs.
 # Safe to run again: it only calls apt-get when something is missing.
-# Usage: tests/deps.sh build|test
+# Usage: tests/deps.sh build|test|bench
 set -eu
 
 build_pkgs="gcc make pkg-config libuv1-dev libssl-dev libyaml-dev libsqlite3-dev libpq-dev libcrypt-dev
@@ -15,11 +15,18 @@ build_pkgs="gcc make pkg-config libuv1-dev libssl-dev libyaml-dev libsqlite3-dev
 test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest dovecot-core dovecot-imapd dovecot-pop3d
  dovecot-lmtpd postfix curl swaks libnet-ssleay-perl msmtp fetchmail clang libclang-rt-14-dev iproute2
  postgresql"
+# The benchmark (bench/run.sh, `make bench`): nginx's mail and stream proxies
+# as the reference, a real Dovecot as one upstream, and the tools the script
+# reads the machine with (ss from iproute2, procps). The stream module is a
+# separate package in Debian 12, like the mail module.
+bench_pkgs="$build_pkgs nginx libnginx-mod-mail libnginx-mod-stream dovecot-core dovecot-imapd
+ iproute2 procps"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want=$test_pkgs ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+bench) want=$bench_pkgs ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -423,29 +423,42 @@ def login_lines(gw, offset, user, count, deadline=10.0, proto=r"\w+"):
 STORE_LINE = re.compile(r"^store:\s*\{(.*)\}\s*$", re.M)
 
 
+# These tests fail logins on purpose, many for one user and all from
+# 127.0.0.1: with the gateway's default brute-force settings (a delay from
+# the 3rd failure, doubling up to 8 s; the address blocked after 20) they
+# would wait for those delays, close to the clients' 10 s read timeout, or
+# be blocked. Brute-force protection is tested on its own; here it is off
+# unless a configuration says otherwise.
+NO_BRUTE_FORCE = "brute_force: { delay_after: 1000, max_delay: 0, block_after: 100000 }"
+
+
 class CredGateway(harness.Gateway):
     """
-    harness.Gateway with a few configuration changes, made by editing the
-    file harness.Gateway writes:
+    harness.Gateway (all its options pass through), with brute-force
+    delays and blocking off (NO_BRUTE_FORCE) unless the configuration
+    harness.Gateway writes has a brute_force section already, and changes
+    to the `store:` mapping, made by editing that file:
 
-      store      {key: value} merged into the `store:` mapping (for example
-                 {"poll_interval": 1}, or {"master_key": PATH} to share
-                 another gateway's keys)
-      drop_store keys removed from the `store:` mapping (e.g. "sqlite")
-      auth       {key: value} for an `auth:` mapping
+      store      {key: value} merged into the `store:` mapping (e.g.
+                 {"master_key": PATH} to share another gateway's keys, or
+                 {"poll_interval": 1})
+      drop_store keys removed from the `store:` mapping
     """
 
-    def __init__(self, *args, store=None, drop_store=(), auth=None, **kw):
+    def __init__(self, *args, store=None, drop_store=(), **kw):
         super().__init__(*args, **kw)
         self.store_changes = dict(store or {})
         self.store_drop = tuple(drop_store)
-        self.auth = dict(auth or {})
 
     def write_config(self):
         super().write_config()
-        if not (self.store_changes or self.store_drop or self.auth):
-            return
         text = read_text(self.conf)
+        if not re.search(r"(?m)^brute_force\s*:", text):
+            text = text.rstrip("\n") + "\n" + NO_BRUTE_FORCE + "\n"
+            with open(self.conf, "w") as f:
+                f.write(text)
+        if not (self.store_changes or self.store_drop):
+            return
         mo = STORE_LINE.search(text)
         if not mo:
             raise HarnessError("creds.CredGateway: no one-line `store: {...}` in %s:\n%s"
@@ -463,12 +476,8 @@ class CredGateway(harness.Gateway):
             else:
                 items.append([k, yaml_scalar(v)])
         store = "store: { %s }" % ", ".join("%s: %s" % (k, v) for k, v in items)
-        text = text[:mo.start()] + store + text[mo.end():]
-        if self.auth:
-            text += "auth: { %s }\n" % ", ".join("%s: %s" % (k, yaml_scalar(v))
-                                                 for k, v in self.auth.items())
         with open(self.conf, "w") as f:
-            f.write(text)
+            f.write(text[:mo.start()] + store + text[mo.end():])
 
 
 def split_flow(s):
@@ -508,6 +517,20 @@ def check_clean_exit(gw):
                    "loop still had open handles"):
         assert marker not in log, "gateway log has %r:\n%s" % (marker, tail(log))
     assert gw.proc.returncode == 0, "gateway exited with %s:\n%s" % (gw.proc.returncode, tail(log))
+
+
+def module_gateway(workdir, ca, dovecot, postfix, request):
+    """
+    The body of a module-scoped `gateway` fixture that overrides
+    conftest's for a module (conftest's make_user then uses it too): the
+    same running gateway with alice at testprov, as a CredGateway.
+    """
+    name = "cg-" + request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")
+    gw = CredGateway(os.path.join(workdir, name), ca, dovecot, postfix)
+    with running(gw):
+        gw.add_user(harness.ALICE, harness.ALICE_GW_PASSWORD)
+        gw.set_account(harness.ALICE, "testprov", harness.ALICE_LOGIN, harness.ALICE_APP_PASSWORD)
+        yield gw
 
 
 @contextlib.contextmanager

@@ -68,11 +68,23 @@ class HarnessError(Exception):
 # Small utilities
 
 
+_ports_given = set()
+
+
 def free_port(addr):
-    """A TCP port on addr that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+    """
+    A TCP port on addr that was free a moment ago, and that this process
+    has not handed out before: the kernel may offer a port it just gave us
+    again (seen with several listeners of one gateway on the same port).
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise HarnessError("no fresh free port on %s" % addr)
 
 
 def wait_for(predicate, deadline, what, interval=0.02, proc=None, log=None):
@@ -990,6 +1002,7 @@ listen:
 tls: {{ certificate: {cert}, key: {key} }}
 store: {{ {store}, master_key: {dir}/master.key }}
 timeouts: {{ {timeouts} }}
+{brute_force}
 {extra}
 providers:
   testprov:
@@ -1039,6 +1052,11 @@ class Gateway:
         self.timeouts.update(timeouts or {})
         self.extra = extra
         self.providers_extra = providers_extra
+        # Many tests fail logins on purpose from 127.0.0.1: the brute-force
+        # defence is set out of their way unless a test asks for it (extra
+        # with its own brute_force: replaces this).
+        self.brute_force = "" if "brute_force:" in extra else \
+            "brute_force: { delay_after: 1000, block_after: 100000 }"
         self.dir = dir
         self.postgres = postgres
         self.ca = ca
@@ -1075,18 +1093,26 @@ class Gateway:
                 p_smtps=self.postfix.smtps_port, p_submission=self.postfix.submission_port,
                 cert=self.ca.gateway_cert, key=self.ca.gateway_key, dir=self.dir,
                 timeouts=", ".join("%s: %s" % kv for kv in self.timeouts.items()),
-                extra=self.extra, providers_extra=self.providers_extra, prov=PROVIDER_ADDR,
+                extra=self.extra, brute_force=self.brute_force,
+                providers_extra=self.providers_extra, prov=PROVIDER_ADDR,
                 d_imaps=self.dovecot.imaps_port, d_imap=self.dovecot.imap_port,
                 d_pop3s=self.dovecot.pop3s_port, d_pop3=self.dovecot.pop3_port,
                 ca=self.ca.ca_cert, other_ca=self.ca.other_ca_cert,
                 down_port=self.down_port))
 
-    def start(self):
+    def start(self, before_run=None):
+        """
+        Writes the config, runs `mailgate init`, then before_run(self) if
+        given (e.g. adding users or changing file owners while nothing
+        runs), then starts the gateway and waits for every listener.
+        """
         if not (os.path.isfile(self.bin) and os.access(self.bin, os.X_OK)):
             raise HarnessError("mailgate binary not found or not executable: %s "
                                "(build it, or set MAILGATE_BIN)" % self.bin)
         self.write_config()
         self.cli("init")
+        if before_run is not None:
+            before_run(self)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.bin, "run", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
@@ -1140,11 +1166,13 @@ class Gateway:
         m.starttls(ssl_context=self.ca.context())
         return m
 
-    def raw(self, tls="implicit"):
-        """A line-level client (RawIMAP), greeting already read."""
+    def raw(self, tls="implicit", source=None):
+        """A line-level client (RawIMAP), greeting already read; source: a local address."""
         if tls == "implicit":
-            return RawIMAP.connect(self.addr, self.imaps_port, self.ca.context(), implicit=True)
-        c = RawIMAP.connect(self.addr, self.imap_port, self.ca.context(), implicit=False)
+            return RawIMAP.connect(self.addr, self.imaps_port, self.ca.context(), implicit=True,
+                                   source=source)
+        c = RawIMAP.connect(self.addr, self.imap_port, self.ca.context(), implicit=False,
+                            source=source)
         if tls == "starttls":
             c.starttls()
         return c
@@ -1163,11 +1191,13 @@ class Gateway:
         p.stls(context=self.ca.context())
         return p
 
-    def raw_pop3(self, tls="implicit"):
+    def raw_pop3(self, tls="implicit", source=None):
         """A line-level POP3 client (RawPOP3), greeting already read."""
         if tls == "implicit":
-            return RawPOP3.connect(self.addr, self.pop3s_port, self.ca.context(), implicit=True)
-        c = RawPOP3.connect(self.addr, self.pop3_port, self.ca.context(), implicit=False)
+            return RawPOP3.connect(self.addr, self.pop3s_port, self.ca.context(), implicit=True,
+                                   source=source)
+        c = RawPOP3.connect(self.addr, self.pop3_port, self.ca.context(), implicit=False,
+                            source=source)
         if tls == "starttls":
             c.stls()
         return c
@@ -1187,11 +1217,13 @@ class Gateway:
         s.starttls(context=self.ca.context())
         return s
 
-    def raw_smtp(self, tls="implicit"):
+    def raw_smtp(self, tls="implicit", source=None):
         """A line-level SMTP client (RawSMTP), greeting already read."""
         if tls == "implicit":
-            return RawSMTP.connect(self.addr, self.smtps_port, self.ca.context(), implicit=True)
-        c = RawSMTP.connect(self.addr, self.smtp_port, self.ca.context(), implicit=False)
+            return RawSMTP.connect(self.addr, self.smtps_port, self.ca.context(), implicit=True,
+                                   source=source)
+        c = RawSMTP.connect(self.addr, self.smtp_port, self.ca.context(), implicit=False,
+                            source=source)
         if tls == "starttls":
             c.ehlo()
             c.starttls()
@@ -1212,8 +1244,9 @@ class RawIMAP:
         self.transcript = []
 
     @classmethod
-    def connect(cls, addr, port, ctx, implicit=True):
-        sock = socket.create_connection((addr, port), timeout=IO_TIMEOUT)
+    def connect(cls, addr, port, ctx, implicit=True, source=None):
+        sock = socket.create_connection((addr, port), timeout=IO_TIMEOUT,
+                                        source_address=(source, 0) if source else None)
         if implicit:
             sock = ctx.wrap_socket(sock, server_hostname=addr)
         c = cls(sock, ctx, addr)
@@ -1338,8 +1371,9 @@ class RawSMTP(RawIMAP):
     """A line-level SMTP client: exact replies and protocol edge cases."""
 
     @classmethod
-    def connect(cls, addr, port, ctx, implicit=True):
-        sock = socket.create_connection((addr, port), timeout=IO_TIMEOUT)
+    def connect(cls, addr, port, ctx, implicit=True, source=None):
+        sock = socket.create_connection((addr, port), timeout=IO_TIMEOUT,
+                                        source_address=(source, 0) if source else None)
         if implicit:
             sock = ctx.wrap_socket(sock, server_hostname=addr)
         c = cls(sock, ctx, addr)

@@ -10,10 +10,19 @@ import json
 import secrets
 import time
 
+import pytest
+
+import creds
 from creds import (EXIT_OK, EXIT_USAGE, IMAP_AUTHFAILED, IMAP_OK, IMAP_UNAVAILABLE, cli_json,
                    cli_status, device_add, device_revoke, imap_login, out, pop3_login,
                    set_password, smtp_login, store_bytes)
 from harness import ALICE_APP_PASSWORD, ALICE_GW_PASSWORD, plain_ir, wait_for
+
+
+@pytest.fixture(scope="module")
+def gateway(workdir, ca, dovecot, postfix, request):
+    """conftest's gateway, with brute-force delays off (see creds.NO_BRUTE_FORCE)."""
+    yield from creds.module_gateway(workdir, ca, dovecot, postfix, request)
 
 
 def audit(gateway, *args):

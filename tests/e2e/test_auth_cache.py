@@ -5,10 +5,23 @@ login's log line says how it was checked: hash=slow, device, cached, shared
 or none.
 """
 
+import os
 import threading
+import time
 
+import pytest
+
+import creds
 from creds import (EXIT_OK, IMAP_AUTHFAILED, IMAP_OK, cli_status, device_add, imap_login,
-                   log_offset, login_lines, out, pop3_login, quote, set_password, smtp_login)
+                   log_offset, login_lines, new_person, out, pop3_login, quote, set_password,
+                   smtp_login)
+from harness import wait_for
+
+
+@pytest.fixture(scope="module")
+def gateway(workdir, ca, dovecot, postfix, request):
+    """conftest's gateway, with brute-force delays off (see creds.NO_BRUTE_FORCE)."""
+    yield from creds.module_gateway(workdir, ca, dovecot, postfix, request)
 
 N = 5
 
@@ -113,3 +126,43 @@ def test_device_logins_log_hash_device(gateway, make_user):
     assert [(r["proto"], r["device"], r["hash"], r["result"]) for r in rows] == \
         [("imap", "phone", "device", "ok"), ("imap", "phone", "device", "ok"),
          ("smtp", "phone", "device", "ok")], rows
+
+
+TTL = 2  # seconds
+
+
+@pytest.fixture(scope="module")
+def short_cache(workdir, ca, dovecot, postfix):
+    """A gateway of its own with `auth: { cache_ttl: 2s }`."""
+    gw = creds.CredGateway(os.path.join(workdir, "gw-ttl"), ca, dovecot, postfix,
+                           extra="auth: { cache_ttl: %ds }" % TTL)
+    with creds.running(gw):
+        yield gw
+
+
+def test_cache_entries_expire(short_cache, dovecot):
+    gw = short_cache
+    u = new_person(gw, dovecot)
+    off = log_offset(gw)
+    t0 = time.monotonic()
+    assert IMAP_OK.match(imap_login(gw, u.name, u.password))
+    assert IMAP_OK.match(imap_login(gw, u.name, u.password))
+    rows = login_lines(gw, off, u.name, 2)
+    if time.monotonic() - t0 < TTL:
+        assert [r["hash"] for r in rows] == ["slow", "cached"], rows
+    # A credential is remembered for cache_ttl from its verification, not
+    # from its last use: log in again every 0.2 s until a login is checked
+    # with the slow hash again. Not before the TTL, and not much after it.
+    n = [2]
+
+    def expired():
+        assert IMAP_OK.match(imap_login(gw, u.name, u.password))
+        n[0] += 1
+        return login_lines(gw, off, u.name, n[0])[-1]["hash"] == "slow"
+
+    wait_for(expired, TTL + 5.0,
+             "a login %d s after the slow check to use the slow hash again, with logins every "
+             "0.2 s meanwhile (does each cache hit extend the entry's life?)" % TTL, interval=0.2)
+    elapsed = time.monotonic() - t0
+    print("cache entry expired after %.2f s (cache_ttl %d s)" % (elapsed, TTL))
+    assert elapsed >= TTL - 0.1, elapsed

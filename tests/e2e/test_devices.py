@@ -8,11 +8,20 @@ revoke` takes one away; `user disable` stops every login of the user.
 
 import re
 
+import pytest
+
+import creds
 from creds import (DEVICE_PASSWORD, EXIT_EXISTS, EXIT_NOTFOUND, EXIT_OK, EXIT_USAGE,
                    IMAP_AUTHFAILED, IMAP_OK, POP3_AUTH, assert_all_refused, assert_all_work,
                    cli_json, cli_status, device_add, device_revoke, devices, imap_login, out,
                    pop3_login, smtp_login)
 from harness import wait_for
+
+
+@pytest.fixture(scope="module")
+def gateway(workdir, ca, dovecot, postfix, request):
+    """conftest's gateway, with brute-force delays off (see creds.NO_BRUTE_FORCE)."""
+    yield from creds.module_gateway(workdir, ca, dovecot, postfix, request)
 
 # What `device list --json` may show for "not used yet".
 NEVER = (None, "", "-", 0, "never")

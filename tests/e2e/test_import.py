@@ -12,13 +12,22 @@ import re
 import secrets
 import warnings
 
+import pytest
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import crypt  # deprecated, still in 3.11; the hashes a Dovecot admin has
 
+import creds
 from creds import (EXIT_OK, IMAP_AUTHFAILED, IMAP_OK, assert_all_work, cli_json, cli_status,
                    fresh_name, imap_login, out)
 from harness import ALICE, ALICE_GW_PASSWORD
+
+
+@pytest.fixture(scope="module")
+def gateway(workdir, ca, dovecot, postfix, request):
+    """conftest's gateway, with brute-force delays off (see creds.NO_BRUTE_FORCE)."""
+    yield from creds.module_gateway(workdir, ca, dovecot, postfix, request)
 
 
 def sha512(pw):

@@ -87,6 +87,11 @@ def test_rotate_and_prune_while_serving(gateway, dovecot, make_user):
         v = make_user()
         assert_all_work(gateway, v.name, v.password)
     assert gateway.proc.poll() is None and gateway.proc.pid == pid, "the gateway restarted or died"
+    # Both admin changes are in the audit, made by the CLI.
+    details = [r["detail"] for r in cli_json(gateway, "audit")
+               if r["kind"] == "admin" and r["client"] == "cli"]
+    for verb in ("key rotate", "key prune"):
+        assert any(d.startswith(verb) for d in details), (verb, details)
 
 
 def test_prune_without_retired_keys(gateway):

@@ -9,9 +9,18 @@ survive still relay to the provider afterwards.
 import re
 import time
 
+import pytest
+
+import creds
 from creds import (EXIT_OK, IMAP_AUTHFAILED, IMAP_OK, REVOKE_BOUND, Live, assert_all_refused,
                    cli_status, device_add, device_revoke, imap_login, live_sessions, log_offset,
                    log_since, out, revoke_delay, set_password, wait_log)
+
+
+@pytest.fixture(scope="module")
+def gateway(workdir, ca, dovecot, postfix, request):
+    """conftest's gateway, with brute-force delays off (see creds.NO_BRUTE_FORCE)."""
+    yield from creds.module_gateway(workdir, ca, dovecot, postfix, request)
 
 
 def closes(run_cli, sessions, what):

@@ -2,10 +2,15 @@
 # Builds every tests/fuzz/fuzz_*.c as a libFuzzer target in build-fuzz/ and
 # runs each for SECONDS seconds on a copy of its seed corpus.
 #
-# Usage: sh tests/fuzz/run.sh [SECONDS]     (default 60)
+# Usage: sh tests/fuzz/run.sh [SECONDS [TARGET...]]
+#        (default 60 seconds; every target, or only those named, e.g. fuzz_config)
 #
 # A target names the sources it needs in a comment line of its own:
 #	/* fuzz-sources: src/parse_imap.c */
+# and, when it needs libraries, their pkg-config names (for their -I flags
+# and their libraries) and any other linker arguments, each line optional:
+#	/* fuzz-pkgs: yaml-0.1 openssl libpq */
+#	/* fuzz-libs: -lm */
 # Its seeds are in tests/fuzz/corpus/<target>/ and its dictionary, if any,
 # in tests/fuzz/<target>.dict. What a run adds to the corpus stays in
 # build-fuzz/corpus/<target>/ and crashes go to build-fuzz/crashes/<target>/.
@@ -15,25 +20,43 @@ set -eu
 
 secs=${1:-60}
 case $secs in
-'' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+'' | *[!0-9]*) echo "usage: $0 [SECONDS [TARGET...]]" >&2; exit 2 ;;
 esac
+if [ $# -gt 0 ]; then
+	shift
+fi
+only=" $* "
 
 cd "$(dirname "$0")/../.."
 CLANG=${CLANG:-clang}
 OUT=build-fuzz
+# -iquote, not -I: our headers are included with quotes, and a src/ header
+# must never stand in for a system header of the same name.
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-	-Wall -Wextra -Werror -Isrc"
+	-Wall -Wextra -Werror -iquote src"
 
 mkdir -p "$OUT"
 failed=""
 for src in tests/fuzz/fuzz_*.c; do
 	[ -e "$src" ] || continue
 	t=$(basename "$src" .c)
+	case $only in
+	"  " | *" $t "*) ;;
+	*) continue ;;
+	esac
 	deps=$(sed -n 's|^/\* *fuzz-sources: *\(.*[^ ]\) *\*/ *$|\1|p' "$src")
-	echo "== $t: building with ${deps:-no other sources}"
+	pkgs=$(sed -n 's|^/\* *fuzz-pkgs: *\(.*[^ ]\) *\*/ *$|\1|p' "$src")
+	libs=$(sed -n 's|^/\* *fuzz-libs: *\(.*[^ ]\) *\*/ *$|\1|p' "$src")
+	echo "== $t: building with ${deps:-no other sources}${pkgs:+ and $pkgs}${libs:+ $libs}"
+	pkgflags=""
 	# shellcheck disable=SC2086
-	if ! $CLANG $CFLAGS -o "$OUT/$t" "$src" $deps; then
+	if [ -n "$pkgs" ] && ! pkgflags=$(${PKG_CONFIG:-pkg-config} --cflags --libs $pkgs); then
+		failed="$failed $t(build)"
+		continue
+	fi
+	# shellcheck disable=SC2086
+	if ! $CLANG $CFLAGS -o "$OUT/$t" "$src" $deps $pkgflags $libs; then
 		failed="$failed $t(build)"
 		continue
 	fi

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <ftw.h>
-#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +41,7 @@
 	"  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
 
 static char	test_tmp[64];		/* this test's directory */
-static char	test_cwd[PATH_MAX];	/* where to go back to */
+static char	test_cwd[4096];		/* where to go back to (PATH_MAX on Linux) */
 static char	last_diag[8192];	/* the last diagnostics, for messages */
 
 /*
@@ -487,6 +486,145 @@ test_good_edges(void **state)
 	mg_config_free(cfg);
 }
 
+/* Checks every limit and brute-force setting at once. */
+static void
+assert_limits(const struct mg_config *cfg, unsigned conns, unsigned per_ip, unsigned per_user,
+    unsigned imap, unsigned pop3, unsigned smtp, unsigned literal)
+{
+	assert_int_equal(cfg->max_connections, conns);
+	assert_int_equal(cfg->max_connections_per_ip, per_ip);
+	assert_int_equal(cfg->max_sessions_per_user, per_user);
+	assert_int_equal(cfg->line_max[MG_PROTO_IMAP], imap);
+	assert_int_equal(cfg->line_max[MG_PROTO_POP3], pop3);
+	assert_int_equal(cfg->line_max[MG_PROTO_SMTP], smtp);
+	assert_int_equal(cfg->literal_max, literal);
+}
+
+static void
+assert_bf(const struct mg_config *cfg, unsigned delay_after, unsigned max_delay, unsigned block_after,
+    unsigned block_time, unsigned window)
+{
+	assert_int_equal(cfg->bf_delay_after, delay_after);
+	assert_int_equal(cfg->bf_max_delay, max_delay);
+	assert_int_equal(cfg->bf_block_after, block_after);
+	assert_int_equal(cfg->bf_block_time, block_time);
+	assert_int_equal(cfg->bf_window, window);
+}
+
+/* Nothing said: no privilege drop, and the documented defaults. */
+static void
+test_good_limits_defaults(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("c.yaml", HEAD);
+	cfg = load_ok("c.yaml");
+	assert_null(cfg->run_user);
+	assert_null(cfg->run_group);
+	assert_null(cfg->run_user_pos.file);
+	assert_null(cfg->run_group_pos.file);
+	assert_int_equal(cfg->timeout_shutdown, 30);
+	assert_limits(cfg, 10000, 100, 50, 4096, 2048, 12288, 1024);
+	assert_bf(cfg, 3, 8, 20, 600, 900);
+	mg_config_free(cfg);
+
+	/* Empty sections are the same as none. */
+	put("d.yaml", HEAD "limits:\nbrute_force:\ntimeouts:\n");
+	cfg = load_ok("d.yaml");
+	assert_int_equal(cfg->timeout_shutdown, 30);
+	assert_limits(cfg, 10000, 100, 50, 4096, 2048, 12288, 1024);
+	assert_bf(cfg, 3, 8, 20, 600, 900);
+	mg_config_free(cfg);
+}
+
+/* Every new key set, at the lower and at the upper bounds, block and flow style. */
+static void
+test_good_limits(void **state)
+{
+	struct mg_config *cfg;
+
+	(void)state;
+	put("etc/a.yaml", HEAD
+	    "user: mailgate\n"
+	    "group: \"mail-gw\"\n"
+	    "timeouts:\n"
+	    "  shutdown_grace: 0\n"
+	    "limits:\n"
+	    "  connections: 1\n"
+	    "  connections_per_ip: 1\n"
+	    "  sessions_per_user: 1\n"
+	    "  imap_line: 512\n"
+	    "  pop3_line: 512\n"
+	    "  smtp_line: 512\n"
+	    "  literal: 64\n"
+	    "brute_force:\n"
+	    "  delay_after: 1\n"
+	    "  max_delay: 0\n"
+	    "  block_after: 1\n"
+	    "  block_time: 1s\n"
+	    "  window: 1\n");
+	cfg = load_ok("etc/a.yaml");
+	assert_string_equal(cfg->run_user, "mailgate");
+	assert_string_equal(cfg->run_group, "mail-gw");
+	assert_ptr_equal(cfg->run_user_pos.file, cfg->files[0]);
+	assert_int_equal(cfg->run_user_pos.line, 5);
+	assert_int_equal(cfg->run_user_pos.col, 7);
+	assert_ptr_equal(cfg->run_group_pos.file, cfg->files[0]);
+	assert_int_equal(cfg->run_group_pos.line, 6);
+	assert_int_equal(cfg->run_group_pos.col, 8);
+	assert_int_equal(cfg->timeout_shutdown, 0);
+	assert_limits(cfg, 1, 1, 1, 512, 512, 512, 64);
+	assert_bf(cfg, 1, 0, 1, 1, 1);
+	/* The other timeouts keep their defaults. */
+	assert_int_equal(cfg->timeout_login, 60);
+	mg_config_free(cfg);
+
+	put("b.yaml", HEAD
+	    "timeouts: { shutdown_grace: 1h }\n"
+	    "limits: { connections: 1000000, connections_per_ip: \"1000000\", sessions_per_user: 100000,\n"
+	    "          imap_line: 8192, pop3_line: 16384, smtp_line: 16384, literal: 8191 }\n"
+	    "brute_force: { delay_after: 1000, max_delay: 60s, block_after: 100000, block_time: 24h,\n"
+	    "               window: 1440m }\n"
+	    "user: root\n");
+	cfg = load_ok("b.yaml");
+	assert_string_equal(cfg->run_user, "root");
+	assert_int_equal(cfg->run_user_pos.line, 10);
+	assert_int_equal(cfg->run_user_pos.col, 7);
+	/* Without a group: the user's primary group, decided at the drop. */
+	assert_null(cfg->run_group);
+	assert_null(cfg->run_group_pos.file);
+	assert_int_equal(cfg->timeout_shutdown, 3600);
+	assert_limits(cfg, 1000000, 1000000, 100000, 8192, 16384, 16384, 8191);
+	assert_bf(cfg, 1000, 60, 100000, 86400, 86400);
+	mg_config_free(cfg);
+
+	/* Partial sections; block_after may equal delay_after; leading zeros and minutes. */
+	put("c.yaml", HEAD
+	    "limits:\n  smtp_line: 01000\n"
+	    "brute_force:\n  delay_after: 7\n  block_after: 7\n  max_delay: 1m\n"
+	    "timeouts: { shutdown_grace: 2m }\n"
+	    "user: \"_mailgate$\"\ngroup: mail\n");
+	cfg = load_ok("c.yaml");
+	assert_limits(cfg, 10000, 100, 50, 4096, 2048, 1000, 1024);
+	assert_bf(cfg, 7, 60, 7, 600, 900);
+	assert_int_equal(cfg->timeout_shutdown, 120);
+	assert_string_equal(cfg->run_user, "_mailgate$");
+	assert_string_equal(cfg->run_group, "mail");
+	mg_config_free(cfg);
+
+	/* delay_after up to the default block_after is fine without block_after. */
+	put("d.yaml", HEAD "brute_force: { delay_after: 20 }\n"
+	    "user: " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "\n");
+	cfg = load_ok("d.yaml");
+	assert_bf(cfg, 20, 8, 20, 600, 900);
+	assert_int_equal(strlen(cfg->run_user), 255);
+	mg_config_free(cfg);
+}
+
 /*
  * Bad configurations: the exact lines each must produce.
  */
@@ -789,6 +927,175 @@ static const struct bad_case bad_cases[] = {
 	BAD("timeouts_unknown",
 	  HEAD "timeouts: { idel: 60 }\n",
 	  "c.yaml:5:13: timeouts: unknown key \"idel\" (did you mean \"idle\"?)\n"),
+	BAD("shutdown_grace_too_big",
+	  HEAD "timeouts:\n  shutdown_grace: 61m\n",
+	  "c.yaml:6:19: timeouts.shutdown_grace: \"61m\": must be between 0s and 1h\n"),
+	BAD("shutdown_grace_syntax",
+	  HEAD "timeouts: { shutdown_grace: -1, login: 5 }\n",
+	  "c.yaml:5:29: timeouts.shutdown_grace: \"-1\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"),
+	BAD("shutdown_grace_overflow",
+	  HEAD "timeouts: { shutdown_grace: 4294967296s }\n",
+	  "c.yaml:5:29: timeouts.shutdown_grace: \"4294967296s\": must be between 0s and 1h\n"),
+	BAD("limits_too_small",
+	  HEAD "limits:\n  connections: 0\n  connections_per_ip: 0\n  sessions_per_user: 0\n"
+	  "  imap_line: 511\n  pop3_line: 511\n  smtp_line: 511\n  literal: 63\n",
+	  "c.yaml:6:16: limits.connections: \"0\": must be between 1 and 1000000\n"
+	  "c.yaml:7:23: limits.connections_per_ip: \"0\": must be between 1 and 1000000\n"
+	  "c.yaml:8:22: limits.sessions_per_user: \"0\": must be between 1 and 100000\n"
+	  "c.yaml:9:14: limits.imap_line: \"511\": must be between 512 and 8192\n"
+	  "c.yaml:10:14: limits.pop3_line: \"511\": must be between 512 and 16384\n"
+	  "c.yaml:11:14: limits.smtp_line: \"511\": must be between 512 and 16384\n"
+	  "c.yaml:12:12: limits.literal: \"63\": must be between 64 and 8191\n"),
+	BAD("limits_too_big",
+	  HEAD "limits:\n  connections: 1000001\n  connections_per_ip: 1000001\n  sessions_per_user: 100001\n"
+	  "  imap_line: 8193\n  pop3_line: 16385\n  smtp_line: 16385\n  literal: 8192\n",
+	  "c.yaml:6:16: limits.connections: \"1000001\": must be between 1 and 1000000\n"
+	  "c.yaml:7:23: limits.connections_per_ip: \"1000001\": must be between 1 and 1000000\n"
+	  "c.yaml:8:22: limits.sessions_per_user: \"100001\": must be between 1 and 100000\n"
+	  "c.yaml:9:14: limits.imap_line: \"8193\": must be between 512 and 8192\n"
+	  "c.yaml:10:14: limits.pop3_line: \"16385\": must be between 512 and 16384\n"
+	  "c.yaml:11:14: limits.smtp_line: \"16385\": must be between 512 and 16384\n"
+	  "c.yaml:12:12: limits.literal: \"8192\": must be between 64 and 8191\n"),
+	BAD("limits_overflow",
+	  HEAD "limits: { connections: 99999999999999999999, literal: 4294967296 }\n",
+	  "c.yaml:5:24: limits.connections: \"99999999999999999999\": must be between 1 and 1000000\n"
+	  "c.yaml:5:55: limits.literal: \"4294967296\": must be between 64 and 8191\n"),
+	BAD("limits_syntax",
+	  HEAD "limits:\n  connections: 1e3\n  connections_per_ip: 0x10\n  sessions_per_user: +5\n"
+	  "  imap_line: 10_000\n  pop3_line: 2k\n  smtp_line: -1\n  literal: 1.5\n",
+	  "c.yaml:6:16: limits.connections: \"1e3\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:7:23: limits.connections_per_ip: \"0x10\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:8:22: limits.sessions_per_user: \"+5\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:9:14: limits.imap_line: \"10_000\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:10:14: limits.pop3_line: \"2k\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:11:14: limits.smtp_line: \"-1\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:12:12: limits.literal: \"1.5\": expected a whole number (digits only, as in 100)\n"),
+	BAD("limits_types",
+	  HEAD "limits:\n  connections: \"\"\n  literal: [1]\n  imap_line:\n  pop3_line: \"1\\0\"\n",
+	  "c.yaml:6:16: limits.connections: must not be empty\n"
+	  "c.yaml:7:12: limits.literal: expected a scalar, got a sequence\n"
+	  "c.yaml:8:3: limits.imap_line: must not be empty\n"
+	  "c.yaml:9:14: limits.pop3_line: must not contain a NUL byte\n"),
+	BAD("limits_unknown_key",
+	  HEAD "limits: { connection: 5, pop_line: 4 }\n",
+	  "c.yaml:5:11: limits: unknown key \"connection\" (did you mean \"connections\"?)\n"
+	  "c.yaml:5:26: limits: unknown key \"pop_line\" (did you mean \"pop3_line\"?)\n"),
+	BAD("limits_duplicate_key",
+	  HEAD "limits:\n  literal: 100\n  literal: 200\n",
+	  "c.yaml:7:3: limits: duplicate key \"literal\" (first at line 6)\n"),
+	BAD("limits_sequence",
+	  HEAD "limits: [ 1 ]\n",
+	  "c.yaml:5:9: limits: expected a mapping, got a sequence\n"),
+	BAD("limits_scalar",
+	  HEAD "limits: 100\n",
+	  "c.yaml:5:9: limits: expected a mapping, got \"100\"\n"),
+	BAD("brute_force_too_small",
+	  HEAD "brute_force:\n  delay_after: 0\n  block_after: 0\n  block_time: 0\n  window: 0s\n",
+	  "c.yaml:6:16: brute_force.delay_after: \"0\": must be between 1 and 1000\n"
+	  "c.yaml:7:16: brute_force.block_after: \"0\": must be between 1 and 100000\n"
+	  "c.yaml:8:15: brute_force.block_time: \"0\": must be between 1s and 24h\n"
+	  "c.yaml:9:11: brute_force.window: \"0s\": must be between 1s and 24h\n"),
+	BAD("brute_force_too_big",
+	  HEAD "brute_force:\n  delay_after: 1001\n  max_delay: 61\n  block_after: 100001\n"
+	  "  block_time: 86401\n  window: 1441m\n",
+	  "c.yaml:6:16: brute_force.delay_after: \"1001\": must be between 1 and 1000\n"
+	  "c.yaml:7:14: brute_force.max_delay: \"61\": must be between 0s and 1m\n"
+	  "c.yaml:8:16: brute_force.block_after: \"100001\": must be between 1 and 100000\n"
+	  "c.yaml:9:15: brute_force.block_time: \"86401\": must be between 1s and 24h\n"
+	  "c.yaml:10:11: brute_force.window: \"1441m\": must be between 1s and 24h\n"),
+	BAD("brute_force_durations",
+	  HEAD "brute_force: { max_delay: 2m, window: 25h }\n",
+	  "c.yaml:5:27: brute_force.max_delay: \"2m\": must be between 0s and 1m\n"
+	  "c.yaml:5:39: brute_force.window: \"25h\": must be between 1s and 24h\n"),
+	BAD("brute_force_syntax",
+	  HEAD "brute_force:\n  delay_after: 3x\n  max_delay: 8 s\n  block_after: 20s\n"
+	  "  block_time: -10m\n  window: 1.5h\n",
+	  "c.yaml:6:16: brute_force.delay_after: \"3x\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:7:14: brute_force.max_delay: \"8 s\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"
+	  "c.yaml:8:16: brute_force.block_after: \"20s\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:9:15: brute_force.block_time: \"-10m\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"
+	  "c.yaml:10:11: brute_force.window: \"1.5h\": expected a number of seconds, optionally followed by "
+	  "s, m or h (as in 90, 30s, 30m, 1h)\n"),
+	BAD("brute_force_block_before_delay",
+	  HEAD "brute_force:\n  delay_after: 10\n  block_after: 5\n",
+	  "c.yaml:7:16: brute_force.block_after: \"5\": must not be less than delay_after (10)\n"),
+	BAD("brute_force_block_before_default_delay",
+	  HEAD "brute_force: { block_after: 2 }\n",
+	  "c.yaml:5:29: brute_force.block_after: \"2\": must not be less than delay_after (3)\n"),
+	BAD("brute_force_block_written_first",
+	  HEAD "brute_force:\n  block_after: 4\n  delay_after: 5\n",
+	  "c.yaml:6:16: brute_force.block_after: \"4\": must not be less than delay_after (5)\n"),
+	BAD("brute_force_delay_over_default_block",
+	  HEAD "brute_force:\n  delay_after: 21\n",
+	  "c.yaml:6:16: brute_force.delay_after: \"21\": must not be more than block_after (20 by default)\n"),
+	BAD("brute_force_no_rule_when_invalid",
+	  HEAD "brute_force:\n  delay_after: 50\n  block_after: abc\n"
+	  "  window: 0\n",
+	  "c.yaml:7:16: brute_force.block_after: \"abc\": expected a whole number (digits only, as in 100)\n"
+	  "c.yaml:8:11: brute_force.window: \"0\": must be between 1s and 24h\n"),
+	BAD("brute_force_no_rule_when_delay_invalid",
+	  HEAD "brute_force: { delay_after: 5000, block_after: 1 }\n",
+	  "c.yaml:5:29: brute_force.delay_after: \"5000\": must be between 1 and 1000\n"),
+	BAD("brute_force_unknown_key",
+	  HEAD "brute_force: { delay: 3, blocktime: 10m }\n",
+	  "c.yaml:5:16: brute_force: unknown key \"delay\" (did you mean \"delay_after\"?)\n"
+	  "c.yaml:5:26: brute_force: unknown key \"blocktime\" (did you mean \"block_time\"?)\n"),
+	BAD("brute_force_sequence",
+	  HEAD "brute_force: [ 3 ]\n",
+	  "c.yaml:5:14: brute_force: expected a mapping, got a sequence\n"),
+	BAD("user_number",
+	  HEAD "user: 1000\ngroup: \"0\"\n",
+	  "c.yaml:5:7: user: \"1000\": expected a user name, not a number\n"
+	  "c.yaml:6:8: group: \"0\": expected a group name, not a number\n"),
+	BAD("user_invalid",
+	  HEAD "user: \"a b\"\ngroup: \"-wheel\"\n",
+	  "c.yaml:5:7: user: \"a b\": not a valid user name (no spaces, ':', ',' or '/', and no '-' first)\n"
+	  "c.yaml:6:8: group: \"-wheel\": not a valid group name (no spaces, ':', ',' or '/', and no '-' first)\n"),
+	BAD("user_invalid_chars",
+	  HEAD "user: \"mail:gate\"\ngroup: \"a/b\"\n",
+	  "c.yaml:5:7: user: \"mail:gate\": not a valid user name (no spaces, ':', ',' or '/', and no '-' first)\n"
+	  "c.yaml:6:8: group: \"a/b\": not a valid group name (no spaces, ':', ',' or '/', and no '-' first)\n"),
+	BAD("user_control_char",
+	  HEAD "user: \"mail\\tgate\"\ngroup: \"mail,x\"\n",
+	  "c.yaml:5:7: user: \"mail\\x09gate\": not a valid user name (no spaces, ':', ',' or '/', and no '-' first)\n"
+	  "c.yaml:6:8: group: \"mail,x\": not a valid group name (no spaces, ':', ',' or '/', and no '-' first)\n"),
+	BAD("user_empty",
+	  HEAD "user:\ngroup: \"\"\n",
+	  "c.yaml:5:1: user: must not be empty\n"
+	  "c.yaml:6:8: group: must not be empty\n"),
+	BAD("user_mapping",
+	  HEAD "user: { name: mailgate }\ngroup: [ mail ]\n",
+	  "c.yaml:5:7: user: expected a scalar, got a mapping\n"
+	  "c.yaml:6:8: group: expected a scalar, got a sequence\n"),
+	BAD("user_nul",
+	  HEAD "user: \"mail\\0gate\"\n",
+	  "c.yaml:5:7: user: must not contain a NUL byte\n"),
+	BAD("user_too_long",
+	  HEAD "user: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	  "c.yaml:5:7: user: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\": too long for a user name (at most 255 bytes)\n"),
+	BAD("group_without_user",
+	  HEAD "group: mail\n",
+	  "c.yaml:5:8: group: needs \"user\" as well (the group alone would leave the gateway running as root)\n"),
+	BAD("group_without_user_empty",
+	  HEAD "group:\n",
+	  "c.yaml:5:1: group: must not be empty\n"
+	  "c.yaml:5:1: group: needs \"user\" as well (the group alone would leave the gateway running as root)\n"),
+	BAD("unknown_top_key_new_hints",
+	  HEAD "usr: x\nlimit: {}\nbruteforce: {}\n",
+	  "c.yaml:5:1: unknown key \"usr\" (did you mean \"user\"?)\n"
+	  "c.yaml:6:1: unknown key \"limit\" (did you mean \"limits\"?)\n"
+	  "c.yaml:7:1: unknown key \"bruteforce\" (did you mean \"brute_force\"?)\n"),
+	BAD2("include_not_settings",
+	  HEAD "include: [ inc.yaml ]\n",
+	  "inc.yaml:1:1: \"user\" is not allowed in an included file (only \"providers\" is)\n"
+	  "inc.yaml:2:1: \"group\" is not allowed in an included file (only \"providers\" is)\n"
+	  "inc.yaml:3:1: \"limits\" is not allowed in an included file (only \"providers\" is)\n"
+	  "inc.yaml:4:1: \"brute_force\" is not allowed in an included file (only \"providers\" is)\n",
+	  "inc.yaml",
+	  "user: x\ngroup: y\nlimits: { connections: 0 }\nbrute_force: {}\n"),
 	BAD("provider_no_endpoints",
 	  HEAD "providers:\n  acme:\n    ca_file: ca.pem\n",
 	  "c.yaml:7:5: providers.acme: at least one of imap, pop3 or smtp is required\n"),
@@ -858,6 +1165,17 @@ static const struct bad_case bad_cases[] = {
 	  HEAD "include:\n  - providers.yaml\n  - sub/nope.yaml\n",
 	  "c.yaml:6:5: include[0]: providers.yaml: No such file or directory\n"
 	  "c.yaml:7:5: include[1]: sub/nope.yaml: No such file or directory\n"),
+	BAD("path_control_chars",
+	  "listen:\n  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	  "tls: { certificate: \"c\\n.pem\", key: k.pem }\n"
+	  "store: { sqlite: s.db, master_key: \"m\\tkey\" }\n"
+	  "include: [ \"a\\nb\", \"x\\x7f\" ]\n"
+	  "providers: { a: { imap: { host: a, port: 1 }, ca_file: \"\\r\" } }\n",
+	  "c.yaml:3:21: tls.certificate: \"c\\x0a.pem\": a path must not contain control characters\n"
+	  "c.yaml:4:36: store.master_key: \"m\\x09key\": a path must not contain control characters\n"
+	  "c.yaml:5:12: include[0]: \"a\\x0ab\": a path must not contain control characters\n"
+	  "c.yaml:5:20: include[1]: \"x\\x7f\": a path must not contain control characters\n"
+	  "c.yaml:6:56: providers.a.ca_file: \"\\x0d\": a path must not contain control characters\n"),
 	BAD("include_scalar",
 	  HEAD "include: providers.yaml\n",
 	  "c.yaml:5:10: include: expected a sequence, got \"providers.yaml\"\n"),
@@ -1220,6 +1538,58 @@ test_check_files_postgres(void **state)
 	mg_config_free(cfg);
 }
 
+/*
+ * user and group must exist here. root (uid 0, group 0) is on every
+ * machine the tests run on; the made-up names are on none.
+ */
+static const char *
+check_ids(const char *ids, int *nproblems)
+{
+	struct mg_diag	 d = { 0 };
+	struct mg_config *cfg;
+	char		 yaml[1024];
+
+	snprintf(yaml, sizeof(yaml),
+	    "listen:\n"
+	    "  - { protocol: imap, address: \"127.0.0.1:993\" }\n"
+	    "tls: { certificate: ../pki/cert.pem, key: ../pki/key.pem }\n"
+	    "store: { sqlite: ../pki/store.db, master_key: ../pki/master.key }\n"
+	    "%s", ids);
+	put("etc/c.yaml", yaml);
+	cfg = load_ok("etc/c.yaml");
+	*nproblems = mg_config_check_files(cfg, &d);
+	assert_int_equal(*nproblems, d.count);
+	snprintf(last_diag, sizeof(last_diag), "%s", d.text != NULL ? d.text : "");
+	mg_diag_free(&d);
+	mg_config_free(cfg);
+	return last_diag;
+}
+
+static void
+test_check_files_ids(void **state)
+{
+	int	 n;
+
+	(void)state;
+	make_pki();
+	assert_string_equal(check_ids("", &n), "");
+	assert_int_equal(n, 0);
+	assert_string_equal(check_ids("user: root\n", &n), "");
+	assert_int_equal(n, 0);
+	assert_string_equal(check_ids("user: root\ngroup: root\n", &n), "");
+	assert_int_equal(n, 0);
+
+	assert_string_equal(check_ids("user: mg-no-such-user-7q\ngroup: mg-no-such-group-7q\n", &n),
+	    "etc/c.yaml:5:7: user: mg-no-such-user-7q: no such user on this machine\n"
+	    "etc/c.yaml:6:8: group: mg-no-such-group-7q: no such group on this machine\n");
+	assert_int_equal(n, 2);
+
+	/* A good user with a bad group. */
+	assert_string_equal(check_ids("group: \"mg-no-such-group-7q\"\nuser: root\n", &n),
+	    "etc/c.yaml:5:8: group: mg-no-such-group-7q: no such group on this machine\n");
+	assert_int_equal(n, 1);
+}
+
 /* A file without read permission; meaningless for root, who reads anything. */
 static void
 test_check_files_unreadable(void **state)
@@ -1248,6 +1618,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_good_timeouts, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_good_postgres, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_good_edges, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_limits_defaults, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_good_limits, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_main_file, test_setup, test_teardown),
 		cmocka_unit_test(test_diag),
 		cmocka_unit_test(test_proto_name),
@@ -1258,6 +1630,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_check_files_not_pem, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_postgres, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_unreadable, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_ids, test_setup, test_teardown),
 	};
 	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]), NBAD = sizeof(bad_cases) / sizeof(bad_cases[0]) };
 	static struct CMUnitTest tests[NFIXED + NBAD];
