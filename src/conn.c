@@ -30,6 +30,15 @@ static void	conn_update_reading(struct mg_conn *);
 static int	conn_send(struct mg_conn *, const uint8_t *, size_t, size_t);
 static int	conn_flush_tls(struct mg_conn *, size_t);
 static void	conn_fail(struct mg_conn *, const char *, const char *);
+static int	conn_in_alloc(struct mg_conn *);
+static void	conn_in_release(struct mg_conn *);
+
+/*
+ * Ciphertext is read into one buffer per thread: libuv calls alloc_cb and
+ * read_cb back to back for one stream, and read_cb hands the bytes to
+ * OpenSSL at once, so no two connections ever use it at the same time.
+ */
+static _Thread_local uint8_t conn_rx[MG_CONN_RXBUF];
 static struct conn_wreq *conn_wreq_new(struct mg_conn *, size_t, size_t);
 static int	conn_wreq_submit(struct mg_conn *, struct conn_wreq *);
 
@@ -79,11 +88,6 @@ int
 mg_conn_starttls(struct mg_conn *c, SSL_CTX *ctx, int server, const char *host)
 {
 	mg_conn_discard_input(c);
-	if (c->rx == NULL && (c->rx = malloc(MG_CONN_RXBUF)) == NULL) {
-		snprintf(c->error, sizeof(c->error), "out of memory");
-		c->failed = 1;
-		return -1;
-	}
 	if (mg_tls_start(&c->tls, ctx, server, host, server ? NULL : c->resume, c->error,
 	    sizeof(c->error)) == -1) {
 		c->failed = 1;
@@ -109,12 +113,15 @@ conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 	(void)suggested;
 	if (c->tls_on) {
-		buf->base = (char *)c->rx;
-		buf->len = MG_CONN_RXBUF;
-	} else {
+		buf->base = (char *)conn_rx;
+		buf->len = sizeof(conn_rx);
+	} else if (conn_in_alloc(c) == 0) {
 		/* Plaintext lands straight in the input buffer: no copy. */
 		buf->base = (char *)c->in + c->in_len;
-		buf->len = sizeof(c->in) - c->in_len;
+		buf->len = MG_CONN_INBUF - c->in_len;
+	} else {
+		buf->base = NULL;
+		buf->len = 0;	/* read_cb gets UV_ENOBUFS */
 	}
 }
 
@@ -127,6 +134,8 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (c->closing)
 		return;
 	if (nread == 0 || nread == UV_ENOBUFS) {
+		if (!c->in_cb && c->in_len == 0)
+			conn_in_release(c);
 		conn_update_reading(c);
 		return;
 	}
@@ -135,10 +144,12 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	} else if (nread < 0) {
 		conn_fail(c, "read", uv_strerror((int)nread));
 	} else if (c->tls_on) {
-		if (mg_tls_feed(&c->tls, c->rx, (size_t)nread) == -1)
+		if (mg_tls_feed(&c->tls, (const uint8_t *)buf->base, (size_t)nread) == -1)
 			conn_fail(c, "TLS", "out of memory");
 	} else {
 		c->in_len += (size_t)nread;
+		if (c->in_len > c->in_used)
+			c->in_used = c->in_len;
 		c->bytes_in += (uint64_t)nread;
 	}
 	conn_process(c);
@@ -183,11 +194,18 @@ conn_process(struct mg_conn *c)
 					continue;
 				}
 			}
-			while (c->tls.done && !c->paused && !c->eof && c->in_len < sizeof(c->in)) {
-				r = mg_tls_read(&c->tls, c->in + c->in_len, sizeof(c->in) - c->in_len,
+			while (c->tls.done && !c->paused && !c->eof && c->in_len < MG_CONN_INBUF &&
+			    mg_tls_has_input(&c->tls)) {
+				if (conn_in_alloc(c) == -1) {
+					c->failed = 1;
+					break;
+				}
+				r = mg_tls_read(&c->tls, c->in + c->in_len, MG_CONN_INBUF - c->in_len,
 				    c->error, sizeof(c->error));
 				if (r > 0) {
 					c->in_len += (size_t)r;
+					if (c->in_len > c->in_used)
+						c->in_used = c->in_len;
 					c->bytes_in += (uint64_t)r;
 				} else if (r == MG_TLS_CLOSED) {
 					c->eof = 1;
@@ -213,7 +231,36 @@ conn_process(struct mg_conn *c)
 		break;
 	}
 	c->in_cb = 0;
+	if (c->in_len == 0)
+		conn_in_release(c);
 	conn_update_reading(c);
+}
+
+/* Makes sure the input buffer exists. 0 ok, -1 out of memory (c fails). */
+static int
+conn_in_alloc(struct mg_conn *c)
+{
+	if (c->in != NULL)
+		return 0;
+	if ((c->in = malloc(MG_CONN_INBUF)) == NULL) {
+		conn_fail(c, "read", "out of memory");
+		return -1;
+	}
+	c->in_used = 0;
+	return 0;
+}
+
+/* Frees the empty input buffer: idle connections hold none. */
+static void
+conn_in_release(struct mg_conn *c)
+{
+	if (c->in == NULL || c->in_len != 0)
+		return;
+	if (c->wipe)
+		OPENSSL_cleanse(c->in, c->in_used);
+	free(c->in);
+	c->in = NULL;
+	c->in_used = 0;
 }
 
 static void
@@ -223,7 +270,7 @@ conn_update_reading(struct mg_conn *c)
 
 	if (!c->open || c->closing)
 		return;
-	want = !c->eof && !c->failed && !c->paused && c->in_len < sizeof(c->in) &&
+	want = !c->eof && !c->failed && !c->paused && c->in_len < MG_CONN_INBUF &&
 	    c->started;
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
@@ -304,7 +351,8 @@ conn_write_cb(uv_write_t *req, int status)
 	c->wq_bytes -= w->plain;
 	c->bytes_out += w->plain;
 	/* Plaintext requests may hold protocol secrets (upstream login lines). */
-	OPENSSL_cleanse(w->data, w->len);
+	if (c->wipe && !c->tls_on)
+		OPENSSL_cleanse(w->data, w->len);
 	free(w);
 	if (c->closing)
 		return;
@@ -368,10 +416,20 @@ mg_conn_consume(struct mg_conn *c, size_t n)
 void
 mg_conn_discard_input(struct mg_conn *c)
 {
-	OPENSSL_cleanse(c->in, sizeof(c->in));
+	if (c->in != NULL)
+		OPENSSL_cleanse(c->in, c->in_used);
 	c->in_len = 0;
 	c->in_seen = 0;
+	if (!c->in_cb)
+		conn_in_release(c);
 	conn_update_reading(c);
+}
+
+void
+mg_conn_wipe_spare(struct mg_conn *c)
+{
+	if (c->in != NULL && c->in_used > c->in_len)
+		OPENSSL_cleanse(c->in + c->in_len, c->in_used - c->in_len);
 }
 
 void
@@ -434,9 +492,8 @@ conn_close_cb(uv_handle_t *h)
 	struct mg_conn *c = h->data;
 
 	mg_tls_free(&c->tls);
-	free(c->rx);
-	c->rx = NULL;
-	OPENSSL_cleanse(c->in, sizeof(c->in));
+	c->in_len = 0;
+	conn_in_release(c);
 	c->open = 0;
 	if (c->on_close != NULL)
 		c->on_close(c);

@@ -24,8 +24,8 @@
 
 #include "tls.h"
 
-#define MG_CONN_INBUF		16384	/* plaintext input buffer */
-#define MG_CONN_RXBUF		16384	/* ciphertext read buffer */
+#define MG_CONN_INBUF		16384	/* plaintext input buffer (one full TLS record) */
+#define MG_CONN_RXBUF		65536	/* ciphertext read buffer, one per thread */
 #define MG_CONN_HIGH_WATER	(256 * 1024)
 #define MG_CONN_LOW_WATER	(64 * 1024)
 #define MG_CONN_ERRLEN		160
@@ -52,9 +52,12 @@ struct mg_conn {
 	SSL_SESSION		**resume;	/* client: where the session to resume is kept, or NULL */
 	int			 tls_on;	/* bytes on the wire are TLS records */
 
-	uint8_t			 in[MG_CONN_INBUF];	/* plaintext received, not yet consumed */
+	uint8_t			*in;		/* plaintext received, not yet consumed: MG_CONN_INBUF
+						 * bytes, malloc'd while it holds data, so an idle
+						 * connection holds no buffer at all */
 	size_t			 in_len;
-	uint8_t			*rx;		/* ciphertext read buffer (malloc'd while TLS is on) */
+	size_t			 in_used;	/* high-water mark of in[] since it was allocated */
+	int			 wipe;		/* wipe in[] before freeing it (it may hold credentials) */
 
 	size_t			 wq_bytes;	/* plaintext bytes handed to write() and not yet written */
 	int			 wq_high;	/* wq_bytes passed the high-water mark since the last drain */
@@ -113,6 +116,9 @@ void mg_conn_consume(struct mg_conn *c, size_t n);
 
 /* Wipes and drops the whole input buffer (e.g. after secrets were parsed from it). */
 void mg_conn_discard_input(struct mg_conn *c);
+
+/* Wipes the bytes of the input buffer past in_len (what consumed commands left behind). */
+void mg_conn_wipe_spare(struct mg_conn *c);
 
 /* Stops and restarts delivery of input (backpressure). resume may call on_read at once. */
 void mg_conn_pause(struct mg_conn *c);

@@ -86,7 +86,7 @@ static void
 imap_wipe(struct mg_session *s, struct imap_front *f)
 {
 	OPENSSL_cleanse(f->p.argbuf, sizeof(f->p.argbuf));
-	OPENSSL_cleanse(s->client.in + s->client.in_len, sizeof(s->client.in) - s->client.in_len);
+	mg_conn_wipe_spare(&s->client);
 }
 
 static void

@@ -212,7 +212,7 @@ pop3_read(struct mg_session *s)
 			pop3_command(s, f, &cmd);
 		/* The line may have held a password: wipe what it leaves behind. */
 		mg_conn_consume(c, cons);
-		OPENSSL_cleanse(c->in + c->in_len, sizeof(c->in) - c->in_len);
+		mg_conn_wipe_spare(c);
 		if (s->front == NULL)
 			return;
 	}

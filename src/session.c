@@ -231,6 +231,7 @@ gw_accept_cb(uv_stream_t *server, int status)
 	s->client.on_handshake = session_client_handshake_cb;
 	s->client.on_close = session_client_close_cb;
 	s->client.on_shutdown = session_shutdown_cb;
+	s->client.wipe = 1;	/* credentials pass through it until the relay starts */
 	s->next = gw->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;
@@ -424,6 +425,9 @@ mg_session_relay(struct mg_session *s)
 
 	s->state = MG_SS_RELAY;
 	mg_session_set_timeout(s, (uint64_t)s->gw->cfg->timeout_idle * 1000);
+	/* From here on the bytes are mail, not the gateway's secrets. */
+	s->client.wipe = 0;
+	up->wipe = 0;
 	s->client.on_read = relay_client_read_cb;
 	s->client.on_drain = relay_client_drain_cb;
 	up->on_read = relay_up_read_cb;

@@ -289,7 +289,7 @@ smtp_read(struct mg_session *s)
 			smtp_command(s, f, &cmd);
 		/* The line may have held a password: wipe what it leaves behind. */
 		mg_conn_consume(c, cons);
-		OPENSSL_cleanse(c->in + c->in_len, sizeof(c->in) - c->in_len);
+		mg_conn_wipe_spare(c);
 		if (s->front == NULL)
 			return;
 	}

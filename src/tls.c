@@ -336,7 +336,7 @@ mg_tls_take(struct mg_tls *t, uint8_t *buf, size_t len)
 int
 mg_tls_has_input(const struct mg_tls *t)
 {
-	return t->ssl != NULL && (BIO_ctrl_pending(t->rbio) > 0 || SSL_pending(t->ssl) > 0);
+	return t->ssl != NULL && (BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl));
 }
 
 const char *

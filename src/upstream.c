@@ -132,6 +132,7 @@ up_try_connect(struct mg_upstream *u)
 		u->conn.on_read = up_read_cb;
 		u->conn.on_close = up_close_cb;
 		u->conn.resume = u->resume;
+		u->conn.wipe = 1;	/* login lines with the secret pass through it */
 		if ((r = mg_conn_connect(&u->conn, ai->ai_addr)) == 0)
 			return;
 		mg_log_info(u->s->id, "upstream connect addr=%s port=%u error=\"%s\"", u->addr,
@@ -325,7 +326,7 @@ mg_upstream_read_lines(struct mg_upstream *u, mg_upstream_line_cb cb)
 	int		 r;
 
 	while (u->phase == MG_UP_LOGIN && !u->tls_wait) {
-		r = mg_line_find(c->in, c->in_len, sizeof(c->in), &ll, &cons);
+		r = mg_line_find(c->in, c->in_len, MG_CONN_INBUF, &ll, &cons);
 		if (r == 0)
 			break;
 		if (r == -1) {
