@@ -240,6 +240,15 @@ imap_read(struct mg_session *s)
 
 	while (!s->closing && !s->close_after_flush && s->state == MG_SS_PRELOGIN && !c->paused &&
 	    c->in_len > 0) {
+		/*
+		 * Answer a command only once the answers before it have mostly
+		 * gone out: a client that pipelines and never reads fills its own
+		 * socket, not the gateway's memory (resumed from on_drain).
+		 */
+		if (c->wq_high) {
+			mg_conn_pause(c);
+			break;
+		}
 		if (f->sasl_wait) {
 			lr = mg_line_find(c->in, c->in_len, imap_line_max(s), &ll, &cons);
 			if (lr == 0)

@@ -4,11 +4,12 @@
 #include "session.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ static void	gw_signal_cb(uv_signal_t *, int);
 static void	session_client_handshake_cb(struct mg_conn *, int);
 static void	session_client_read_cb(struct mg_conn *);
 static void	session_client_close_cb(struct mg_conn *);
+static void	session_client_drain_cb(struct mg_conn *);
 static void	session_timer_cb(uv_timer_t *);
 static void	session_timer_close_cb(uv_handle_t *);
 static void	session_shutdown_cb(struct mg_conn *);
@@ -78,6 +80,15 @@ session_free(struct mg_session *s)
 	gw->nsessions--;
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
+	/*
+	 * glibc keeps freed session memory for reuse; after a crowd has gone
+	 * (half of the peak, or all), hand it back to the system.
+	 */
+	if (gw->nsessions == 0 || gw->nsessions <= gw->trim_peak / 2) {
+		if (gw->trim_peak >= 64)
+			malloc_trim(0);
+		gw->trim_peak = gw->nsessions;
+	}
 	if (gw->stopping && gw->nsessions == 0)
 		gw_finish(gw);
 }
@@ -231,12 +242,15 @@ gw_accept_cb(uv_stream_t *server, int status)
 	s->client.on_handshake = session_client_handshake_cb;
 	s->client.on_close = session_client_close_cb;
 	s->client.on_shutdown = session_shutdown_cb;
+	s->client.on_drain = session_client_drain_cb;
 	s->client.wipe = 1;	/* credentials pass through it until the relay starts */
 	s->next = gw->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;
 	gw->sessions = s;
 	gw->nsessions++;
+	if (gw->nsessions > gw->trim_peak)
+		gw->trim_peak = gw->nsessions;
 	if (uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0) {
 		mg_session_close(s, "accept failed");
 		return;
@@ -323,6 +337,16 @@ session_client_handshake_cb(struct mg_conn *c, int status)
 		else
 			s->ops->start(s);
 	}
+}
+
+/* Before the relay: the replies went out, read the next commands. */
+static void
+session_client_drain_cb(struct mg_conn *c)
+{
+	struct mg_session *s = c->owner;
+
+	if (!s->closing && !s->close_after_flush && s->state == MG_SS_PRELOGIN)
+		mg_conn_resume(c);
 }
 
 static void

@@ -61,6 +61,7 @@ struct mg_gateway {
 	SSL_SESSION		**up_sessions;	/* upstream TLS sessions to resume: [provider * MG_PROTO_COUNT + proto] */
 	struct mg_session	*sessions;	/* all live sessions, for shutdown */
 	uint64_t		 nsessions;	/* live sessions */
+	uint64_t		 trim_peak;	/* most sessions since memory was last handed back */
 	int			 stopping;
 	char			 hostname[256];	/* for SMTP greetings */
 	char			 dummy_hash[MG_HASH_MAX];	/* verified for unknown users, so timing does not tell */

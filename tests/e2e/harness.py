@@ -10,6 +10,7 @@ broken gateway makes a test fail instead of hang.
 """
 
 import base64
+import errno
 import glob
 import imaplib
 import json
@@ -71,16 +72,41 @@ class HarnessError(Exception):
 _ports_given = set()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = f.read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(addr):
     """
     A TCP port on addr that was free a moment ago, and that this process
     has not handed out before: the kernel may offer a port it just gave us
-    again (seen with several listeners of one gateway on the same port).
+    again (seen when the ephemeral range is nearly used up). When it is used
+    up entirely (bind to port 0 fails: tens of thousands of TIME_WAIT
+    connections, e.g. from a load test running on the same machine), a
+    free port below the ephemeral range is taken instead: no outgoing
+    connection ever uses one of those.
     """
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((addr, 0))
-            port = s.getsockname()[1]
+    rnd = random.Random()
+    for _ in range(200):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((addr, 0))
+                port = s.getsockname()[1]
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            lo, _ = _ephemeral_range()
+            port = rnd.randrange(10000, max(lo, 10001))
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((addr, port))
+            except OSError:
+                continue
         if port not in _ports_given:
             _ports_given.add(port)
             return port
@@ -1043,12 +1069,14 @@ class Gateway:
     def __init__(self, dir, ca, dovecot, postfix, postgres=None, timeouts=None, extra="",
                  providers_extra=""):
         """
-        timeouts: a dict merged over {login: 60, idle: 1800, connect: 10}
+        timeouts: a dict merged over {login: 60, idle: 1800, connect: 10, shutdown_grace: 0s}
         (values as YAML scalars, e.g. "2s"); extra: YAML text added at the
         top level (e.g. "limits: { connections_per_ip: 3 }"); providers_extra:
         YAML text added under providers:, indented by two spaces.
         """
-        self.timeouts = {"login": 60, "idle": 1800, "connect": 10}
+        # shutdown_grace 0s: stopping a test gateway ends its sessions at once
+        # (the graceful stop has tests of its own).
+        self.timeouts = {"login": 60, "idle": 1800, "connect": 10, "shutdown_grace": "0s"}
         self.timeouts.update(timeouts or {})
         self.extra = extra
         self.providers_extra = providers_extra
