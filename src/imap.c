@@ -115,7 +115,7 @@ static void
 imap_reply_ok(struct mg_session *s)
 {
 	struct imap_front	*f = s->front;
-	const char		*caps = s->up->caps;
+	const char		*caps = s->up->lg->caps;
 
 	if (caps[0] != '\0')
 		(void)mg_conn_printf(&s->client, "%s OK [CAPABILITY %s] Logged in\r\n", f->tag, caps);

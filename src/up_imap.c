@@ -62,45 +62,45 @@ up_imap_set_caps(struct mg_upstream *u, const char *caps, size_t len)
 		caps++;
 		len--;
 	}
-	if (len >= sizeof(u->caps) || len == 0) {
+	if (len >= sizeof(u->lg->caps) || len == 0) {
 		/* Too long to repeat in a response code: the device asks itself. */
-		u->caps[0] = '\0';
+		u->lg->caps[0] = '\0';
 		return;
 	}
-	memcpy(u->caps, caps, len);
-	u->caps[len] = '\0';
+	memcpy(u->lg->caps, caps, len);
+	u->lg->caps[len] = '\0';
 }
 
 static int
 up_imap_has(struct mg_upstream *u, const char *cap)
 {
-	return mg_imap_caps_has(u->caps, strlen(u->caps), cap);
+	return mg_imap_caps_has(u->lg->caps, strlen(u->lg->caps), cap);
 }
 
 static void
 up_imap_connected(struct mg_upstream *u)
 {
 	u->state = UI_GREETING;
-	u->caps[0] = '\0';
+	u->lg->caps[0] = '\0';
 }
 
 static void
 up_imap_tls_done(struct mg_upstream *u)
 {
 	/* RFC 9051 §6.2.1: capabilities learned before TLS are forgotten. */
-	u->caps[0] = '\0';
+	u->lg->caps[0] = '\0';
 	u->state = UI_CAPA;
 	if (up_imap_cmd(u, "CAPABILITY") == -1)
 		mg_upstream_fail(u, "cannot write to the provider");
 }
 
-/* Appends bytes to u->out; -1 when they do not fit. */
+/* Appends bytes to u->lg->out; -1 when they do not fit. */
 static int
 up_imap_out(struct mg_upstream *u, size_t *off, const void *p, size_t len)
 {
-	if (*off + len > sizeof(u->out))
+	if (*off + len > sizeof(u->lg->out))
 		return -1;
-	memcpy(u->out + *off, p, len);
+	memcpy(u->lg->out + *off, p, len);
 	*off += len;
 	return 0;
 }
@@ -123,23 +123,23 @@ up_imap_astring(struct mg_upstream *u, size_t *off, const char *v, size_t vlen, 
 }
 
 /*
- * Builds "TAG LOGIN user password" into u->out. A value that cannot be
+ * Builds "TAG LOGIN user password" into u->lg->out. A value that cannot be
  * quoted goes as a literal: with LITERAL+ (RFC 7888) all at once, else each
  * literal's bytes form a new segment sent after the server's "+".
  */
 static int
 up_imap_login_cmd(struct mg_upstream *u)
 {
-	const char	*vals[2] = { u->login, u->secret };
-	size_t		 lens[2] = { strlen(u->login), u->secret_len };
+	const char	*vals[2] = { u->login, u->lg->secret };
+	size_t		 lens[2] = { strlen(u->login), u->lg->secret_len };
 	size_t		 off = 0;
 	int		 i, lit, litplus = up_imap_has(u, "LITERAL+");
 	char		 head[32];
 
 	snprintf(u->tag, sizeof(u->tag), "M%d", ++u->tagno);
 	snprintf(head, sizeof(head), "%s LOGIN", u->tag);
-	u->nseg = 0;
-	u->seg[0] = 0;
+	u->lg->nseg = 0;
+	u->lg->seg[0] = 0;
 	if (up_imap_out(u, &off, head, strlen(head)) == -1)
 		return -1;
 	for (i = 0; i < 2; i++) {
@@ -149,17 +149,17 @@ up_imap_login_cmd(struct mg_upstream *u)
 			return -1;
 		if (lit) {
 			if (!litplus)
-				u->seg[++u->nseg] = off;	/* wait for "+" here */
+				u->lg->seg[++u->lg->nseg] = off;	/* wait for "+" here */
 			if (up_imap_out(u, &off, vals[i], lens[i]) == -1)
 				return -1;
 		}
 	}
 	if (up_imap_out(u, &off, "\r\n", 2) == -1)
 		return -1;
-	u->seg[++u->nseg] = off;
-	u->iseg = 1;
-	u->state = u->nseg > 1 ? UI_LOGIN_CONT : UI_LOGIN;
-	return mg_conn_write(&u->conn, u->out, u->seg[1]);
+	u->lg->seg[++u->lg->nseg] = off;
+	u->lg->iseg = 1;
+	u->state = u->lg->nseg > 1 ? UI_LOGIN_CONT : UI_LOGIN;
+	return mg_conn_write(&u->conn, u->lg->out, u->lg->seg[1]);
 }
 
 static void
@@ -173,7 +173,7 @@ up_imap_login(struct mg_upstream *u)
 	if (!mg_upstream_may_send_secret(u))
 		return;
 	if (up_imap_has(u, "AUTH=PLAIN")) {
-		n = mg_sasl_plain_encode("", u->login, u->secret, b64, sizeof(b64));
+		n = mg_sasl_plain_encode("", u->login, u->lg->secret, b64, sizeof(b64));
 		if (n < 0) {
 			mg_upstream_fail(u, "the stored credentials are too long");
 			return;
@@ -186,12 +186,12 @@ up_imap_login(struct mg_upstream *u)
 			u->state = UI_LOGIN;
 		} else {
 			/* One segment, sent after the server's "+". */
-			memcpy(u->out, b64, (size_t)n);
-			memcpy(u->out + n, "\r\n", 2);
-			u->seg[0] = 0;
-			u->seg[1] = (size_t)n + 2;
-			u->nseg = 1;
-			u->iseg = 0;
+			memcpy(u->lg->out, b64, (size_t)n);
+			memcpy(u->lg->out + n, "\r\n", 2);
+			u->lg->seg[0] = 0;
+			u->lg->seg[1] = (size_t)n + 2;
+			u->lg->nseg = 1;
+			u->lg->iseg = 0;
 			snprintf(line, sizeof(line), "%s AUTHENTICATE PLAIN\r\n", u->tag);
 			r = mg_conn_write(&u->conn, line, strlen(line));
 			u->state = UI_AUTH_CONT;
@@ -203,9 +203,9 @@ up_imap_login(struct mg_upstream *u)
 		return;
 	} else
 		r = up_imap_login_cmd(u);
-	/* What is still to be sent lives in u->out; the secret itself is done with. */
-	OPENSSL_cleanse(u->secret, sizeof(u->secret));
-	u->secret_len = 0;
+	/* What is still to be sent lives in u->lg->out; the secret itself is done with. */
+	OPENSSL_cleanse(u->lg->secret, sizeof(u->lg->secret));
+	u->lg->secret_len = 0;
 	if (r == -1)
 		mg_upstream_fail(u, "cannot write to the provider");
 }
@@ -214,7 +214,7 @@ up_imap_login(struct mg_upstream *u)
 static void
 up_imap_proceed(struct mg_upstream *u)
 {
-	if (u->caps[0] == '\0') {
+	if (u->lg->caps[0] == '\0') {
 		u->state = UI_CAPA;
 		if (up_imap_cmd(u, "CAPABILITY") == -1)
 			mg_upstream_fail(u, "cannot write to the provider");
@@ -249,9 +249,9 @@ up_imap_tagged(struct mg_upstream *u, const struct mg_imap_resp *r)
 			mg_upstream_fail(u, "the provider refused CAPABILITY");
 			return;
 		}
-		if (u->caps[0] == '\0') {
+		if (u->lg->caps[0] == '\0') {
 			/* An empty list would loop; assume the basics. */
-			snprintf(u->caps, sizeof(u->caps), "IMAP4rev1");
+			snprintf(u->lg->caps, sizeof(u->lg->caps), "IMAP4rev1");
 		}
 		up_imap_proceed(u);
 		return;
@@ -283,7 +283,7 @@ up_imap_tagged(struct mg_upstream *u, const struct mg_imap_resp *r)
 			mg_upstream_ready(u);
 			return;
 		}
-		u->caps[0] = '\0';
+		u->lg->caps[0] = '\0';
 		u->state = UI_POSTCAPA;
 		if (up_imap_cmd(u, "CAPABILITY") == -1)
 			mg_upstream_fail(u, "cannot write to the provider");
@@ -313,13 +313,13 @@ up_imap_line(struct mg_upstream *u, const char *line, size_t len)
 		up_imap_tagged(u, &r);
 		return;
 	case MG_IMAP_RESP_CONTINUE:
-		if ((u->state == UI_AUTH_CONT || u->state == UI_LOGIN_CONT) && u->iseg < u->nseg) {
-			if (mg_conn_write(&u->conn, u->out + u->seg[u->iseg],
-			    u->seg[u->iseg + 1] - u->seg[u->iseg]) == -1) {
+		if ((u->state == UI_AUTH_CONT || u->state == UI_LOGIN_CONT) && u->lg->iseg < u->lg->nseg) {
+			if (mg_conn_write(&u->conn, u->lg->out + u->lg->seg[u->lg->iseg],
+			    u->lg->seg[u->lg->iseg + 1] - u->lg->seg[u->lg->iseg]) == -1) {
 				mg_upstream_fail(u, "cannot write to the provider");
 				return;
 			}
-			if (++u->iseg >= u->nseg) {
+			if (++u->lg->iseg >= u->lg->nseg) {
 				u->state = UI_LOGIN;
 				mg_upstream_wipe(u);
 			}

@@ -45,8 +45,8 @@ up_pop3_connected(struct mg_upstream *u)
 static void
 up_pop3_capa(struct mg_upstream *u)
 {
-	u->caps[0] = '\0';
-	u->caps_len = 0;
+	u->lg->caps[0] = '\0';
+	u->lg->caps_len = 0;
 	u->state = UP_CAPA;
 	(void)mg_upstream_send(u, "CAPA\r\n");
 }
@@ -66,8 +66,8 @@ up_pop3_login(struct mg_upstream *u)
 
 	if (!mg_upstream_may_send_secret(u))
 		return;
-	if (mg_smtp_ehlo_has(u->caps, "SASL", "PLAIN")) {
-		n = mg_sasl_plain_encode("", u->login, u->secret, b64, sizeof(b64));
+	if (mg_smtp_ehlo_has(u->lg->caps, "SASL", "PLAIN")) {
+		n = mg_sasl_plain_encode("", u->login, u->lg->secret, b64, sizeof(b64));
 		mg_upstream_wipe(u);
 		if (n < 0) {
 			mg_upstream_fail(u, "the stored credentials are too long");
@@ -112,11 +112,11 @@ up_pop3_line(struct mg_upstream *u, const char *line, size_t len)
 			up_pop3_login(u);
 			return;
 		}
-		if (u->caps_len + len + 2 < sizeof(u->caps)) {
-			memcpy(u->caps + u->caps_len, line, len);
-			u->caps_len += len;
-			u->caps[u->caps_len++] = '\n';
-			u->caps[u->caps_len] = '\0';
+		if (u->lg->caps_len + len + 2 < sizeof(u->lg->caps)) {
+			memcpy(u->lg->caps + u->lg->caps_len, line, len);
+			u->lg->caps_len += len;
+			u->lg->caps[u->lg->caps_len++] = '\n';
+			u->lg->caps[u->lg->caps_len] = '\0';
 		}
 		return;
 	}
@@ -174,7 +174,7 @@ up_pop3_line(struct mg_upstream *u, const char *line, size_t len)
 		if (!mg_upstream_may_send_secret(u))
 			return;
 		u->state = UP_PASS;
-		(void)mg_upstream_send(u, "PASS %.*s\r\n", (int)u->secret_len, u->secret);
+		(void)mg_upstream_send(u, "PASS %.*s\r\n", (int)u->lg->secret_len, u->lg->secret);
 		mg_upstream_wipe(u);
 		return;
 	}

@@ -49,10 +49,10 @@ up_smtp_ehlo(struct mg_upstream *u)
 {
 	struct mg_session *s = u->s;
 
-	u->caps[0] = '\0';
-	u->caps_len = 0;
+	u->lg->caps[0] = '\0';
+	u->lg->caps_len = 0;
 	u->state = US_EHLO;
-	u->ehlo_first = 1;
+	u->lg->ehlo_first = 1;
 	(void)mg_upstream_send(u, "EHLO %s\r\n", s->helo[0] != '\0' ? s->helo : s->gw->hostname);
 }
 
@@ -85,8 +85,8 @@ up_smtp_login(struct mg_upstream *u)
 
 	if (!mg_upstream_may_send_secret(u))
 		return;
-	if (mg_smtp_ehlo_has(u->caps, "AUTH", "PLAIN")) {
-		n = mg_sasl_plain_encode("", u->login, u->secret, b64, sizeof(b64));
+	if (mg_smtp_ehlo_has(u->lg->caps, "AUTH", "PLAIN")) {
+		n = mg_sasl_plain_encode("", u->login, u->lg->secret, b64, sizeof(b64));
 		mg_upstream_wipe(u);
 		if (n < 0) {
 			mg_upstream_fail(u, "the stored credentials are too long");
@@ -95,7 +95,7 @@ up_smtp_login(struct mg_upstream *u)
 		u->state = US_AUTH_PLAIN;
 		(void)mg_upstream_send(u, "AUTH PLAIN %s\r\n", n == 0 ? "=" : b64);
 		OPENSSL_cleanse(b64, sizeof(b64));
-	} else if (mg_smtp_ehlo_has(u->caps, "AUTH", "LOGIN")) {
+	} else if (mg_smtp_ehlo_has(u->lg->caps, "AUTH", "LOGIN")) {
 		u->state = US_AUTH_LOGIN;
 		(void)mg_upstream_send(u, "AUTH LOGIN\r\n");
 	} else
@@ -126,7 +126,7 @@ up_smtp_check_caps(struct mg_upstream *u)
 	size_t i;
 
 	for (i = 0; i < sizeof(promised) / sizeof(promised[0]); i++)
-		if (!mg_smtp_ehlo_has(u->caps, promised[i], NULL))
+		if (!mg_smtp_ehlo_has(u->lg->caps, promised[i], NULL))
 			mg_log_warn(u->s->id, "upstream capability missing host=%s capability=%s", u->ep->host,
 			    promised[i]);
 }
@@ -145,13 +145,13 @@ up_smtp_line(struct mg_upstream *u, const char *line, size_t len)
 	}
 	if (u->state == US_EHLO && r.code == 250) {
 		/* Collect the keywords; the first line is the provider's name. */
-		if (!u->ehlo_first && u->caps_len + r.text_len + 2 < sizeof(u->caps)) {
-			memcpy(u->caps + u->caps_len, r.text, r.text_len);
-			u->caps_len += r.text_len;
-			u->caps[u->caps_len++] = '\n';
-			u->caps[u->caps_len] = '\0';
+		if (!u->lg->ehlo_first && u->lg->caps_len + r.text_len + 2 < sizeof(u->lg->caps)) {
+			memcpy(u->lg->caps + u->lg->caps_len, r.text, r.text_len);
+			u->lg->caps_len += r.text_len;
+			u->lg->caps[u->lg->caps_len++] = '\n';
+			u->lg->caps[u->lg->caps_len] = '\0';
 		}
-		u->ehlo_first = 0;
+		u->lg->ehlo_first = 0;
 	}
 	if (!r.last)
 		return;
@@ -173,7 +173,7 @@ up_smtp_line(struct mg_upstream *u, const char *line, size_t len)
 			return;
 		}
 		/* Configured for STARTTLS: never fall back to plaintext. */
-		if (!mg_smtp_ehlo_has(u->caps, "STARTTLS", NULL)) {
+		if (!mg_smtp_ehlo_has(u->lg->caps, "STARTTLS", NULL)) {
 			mg_upstream_fail(u, "the provider does not offer STARTTLS");
 			return;
 		}
@@ -200,7 +200,7 @@ up_smtp_line(struct mg_upstream *u, const char *line, size_t len)
 			up_smtp_b64(u, u->login, strlen(u->login));
 		} else {
 			u->state = US_AUTH_LOGIN_PASS;
-			up_smtp_b64(u, u->secret, u->secret_len);
+			up_smtp_b64(u, u->lg->secret, u->lg->secret_len);
 			mg_upstream_wipe(u);
 		}
 		return;

@@ -24,6 +24,7 @@ static void	up_read_cb(struct mg_conn *);
 static void	up_close_cb(struct mg_conn *);
 static void	up_try_connect(struct mg_upstream *);
 static void	up_maybe_free(struct mg_upstream *);
+static void	up_login_free(struct mg_upstream *);
 
 int
 mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_auth_result *r,
@@ -39,8 +40,12 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, proto, &pcfg, &slot)) == NULL ||
 	    !pcfg->ep[proto].present)
 		return -1;
-	if ((u = calloc(1, sizeof(*u))) == NULL)
+	if (r->secret_len >= MG_SECRET_MAX || (u = calloc(1, sizeof(*u))) == NULL)
 		return -1;
+	if ((u->lg = calloc(1, sizeof(*u->lg))) == NULL) {
+		free(u);
+		return -1;
+	}
 	u->s = s;
 	u->ep = &pcfg->ep[proto];
 	u->ctx = ctx;
@@ -48,12 +53,8 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	u->done = done;
 	u->proto = proto == MG_PROTO_POP3 ? &mg_up_pop3 : proto == MG_PROTO_SMTP ? &mg_up_smtp : &mg_up_imap;
 	snprintf(u->login, sizeof(u->login), "%s", r->login);
-	if (r->secret_len >= sizeof(u->secret)) {
-		free(u);
-		return -1;
-	}
-	memcpy(u->secret, r->secret, r->secret_len);
-	u->secret_len = r->secret_len;
+	memcpy(u->lg->secret, r->secret, r->secret_len);
+	u->lg->secret_len = r->secret_len;
 
 	if (uv_timer_init(s->gw->loop, &u->timer) != 0)
 		goto fail;
@@ -78,7 +79,7 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	u->gai_pending = 1;
 	return 0;
 fail:
-	OPENSSL_cleanse(u->secret, sizeof(u->secret));
+	up_login_free(u);
 	free(u);
 	return -1;
 }
@@ -239,6 +240,7 @@ mg_upstream_fail(struct mg_upstream *u, const char *fmt, ...)
 	mg_upstream_close(u);
 	s->up = NULL;
 	u->done(s, -1, u->reason);
+	up_login_free(u);
 }
 
 void
@@ -250,15 +252,29 @@ mg_upstream_ready(struct mg_upstream *u)
 	mg_upstream_wipe(u);
 	uv_timer_stop(&u->timer);
 	u->done(u->s, 0, NULL);
+	up_login_free(u);
 }
 
 void
 mg_upstream_wipe(struct mg_upstream *u)
 {
-	OPENSSL_cleanse(u->secret, sizeof(u->secret));
-	OPENSSL_cleanse(u->out, sizeof(u->out));
-	u->nseg = u->iseg = 0;
-	u->secret_len = 0;
+	if (u->lg == NULL)
+		return;
+	OPENSSL_cleanse(u->lg->secret, sizeof(u->lg->secret));
+	OPENSSL_cleanse(u->lg->out, sizeof(u->lg->out));
+	u->lg->nseg = u->lg->iseg = 0;
+	u->lg->secret_len = 0;
+}
+
+/* The login state is not needed once done() ran: wiped and freed. */
+static void
+up_login_free(struct mg_upstream *u)
+{
+	if (u->lg == NULL)
+		return;
+	OPENSSL_cleanse(u->lg, sizeof(*u->lg));
+	free(u->lg);
+	u->lg = NULL;
 }
 
 void
@@ -312,6 +328,7 @@ up_maybe_free(struct mg_upstream *u)
 		s->up = NULL;
 	if (u->ai != NULL)
 		uv_freeaddrinfo(u->ai);
+	up_login_free(u);
 	OPENSSL_cleanse(u, sizeof(*u));
 	free(u);
 	mg_session_unref(s);

@@ -20,6 +20,7 @@
 
 struct mg_session;
 struct mg_upstream;
+struct mg_up_login;
 
 /*
  * Reports the end of the login: status 0 means logged in and ready to
@@ -64,18 +65,23 @@ struct mg_upstream {
 	int				 tls_wait;	/* a STARTTLS handshake is under way */	/* the conn is closing to try the next address */
 	char				 addr[64];	/* the address connected to, for logs */
 	char				 login[MG_NAME_MAX];
+	int				 tagno;		/* IMAP: next tag number */
+	char				 tag[16];	/* IMAP: the tag awaited */
+	char				 reason[160];
+	struct mg_up_login		*lg;		/* login state, freed once logged in (idle sessions stay small) */
+};
+
+/* What only the login needs: malloc'd with the upstream, freed after done() ran. */
+struct mg_up_login {
 	char				 secret[MG_SECRET_MAX];	/* wiped after use */
 	size_t				 secret_len;
 	char				 caps[1024];	/* capabilities as last announced (SMTP: one EHLO line each) */
 	size_t				 caps_len;	/* POP3/SMTP: bytes collected in caps */
 	int				 ehlo_first;	/* SMTP: the next 250 line is the greeting line of EHLO */
-	int				 tagno;		/* IMAP: next tag number */
-	char				 tag[16];	/* IMAP: the tag awaited */
 	char				 out[1400];	/* login bytes still to send after "+" (secret: wiped) */
 	size_t				 seg[4];	/* segment i is out[seg[i] .. seg[i + 1]) */
 	int				 nseg;		/* number of segments */
 	int				 iseg;		/* the next segment to send */
-	char				 reason[160];
 };
 
 /*
@@ -89,7 +95,11 @@ int mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg
 /* Ends the upstream login with a failure; reason is for the device. */
 void mg_upstream_fail(struct mg_upstream *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Ends the upstream login with success: the session now relays. */
+/*
+ * Ends the upstream login with success: done() runs (for IMAP, with
+ * u->lg->caps still there to answer the device), then the login state is
+ * wiped and freed and the session relays.
+ */
 void mg_upstream_ready(struct mg_upstream *u);
 
 /* Starts a TLS handshake on the upstream (after STARTTLS's OK); tls_done follows. */
