@@ -31,7 +31,11 @@ STEP_TIMEOUT = 30.0
 # What may stay after the sessions are gone: a few fds (nothing per session),
 # and some memory the allocator keeps.
 FD_SLACK = 4
-RSS_SLACK_KB = 24 * 1024
+# Under AddressSanitizer (`make asan` sets MG_SANITIZER) freed memory stays in
+# the sanitizer's own allocator caches and never returns to the system, so the
+# return-to-baseline check belongs to the normal build; the sanitizer pass
+# still asserts that memory stays bounded.
+RSS_SLACK_KB = 24 * 1024 if not os.environ.get("MG_SANITIZER") else 512 * 1024
 
 USER, PASSWORD = "load", "gw-load-pass"
 LOGIN, APP = "load@fake.test", "app-load-pass"
