@@ -23,12 +23,10 @@
 #include "session.h"
 #include "upstream.h"
 
-#define IMAP_MAX_FAILURES	3	/* failed logins before the connection is closed */
 
 struct imap_front {
 	struct mg_imap_parser	p;
 	int			sasl_wait;	/* AUTHENTICATE sent "+": the next line is the response */
-	int			failures;	/* failed logins on this connection */
 	char			tag[MG_IMAP_TAG_MAX + 1];	/* the LOGIN/AUTHENTICATE being answered */
 };
 
@@ -95,10 +93,6 @@ imap_reply_fail(struct mg_session *s)
 	struct imap_front *f = s->front;
 
 	(void)mg_conn_printf(&s->client, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", f->tag);
-	if (++f->failures >= IMAP_MAX_FAILURES) {
-		(void)mg_conn_printf(&s->client, "* BYE Too many authentication failures\r\n");
-		mg_session_close_after_flush(s, "too many authentication failures");
-	}
 }
 
 /* RFC 5530 UNAVAILABLE: the fault is not the device's password. */

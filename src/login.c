@@ -51,6 +51,21 @@ struct login_delay {
 	struct mg_session	*s;
 };
 
+/*
+ * The protocol's "bad credential" reply; after MG_LOGIN_MAX_FAILURES on
+ * one connection the session says why, in the protocol's words, and ends.
+ */
+static void
+login_reply_fail(struct mg_session *s)
+{
+	s->login->fail(s);
+	if (++s->login_failures >= MG_LOGIN_MAX_FAILURES) {
+		(void)mg_conn_printf(&s->client, "%sToo many authentication failures\r\n",
+		    s->ops->reject_prefix);
+		mg_session_close_after_flush(s, "too many authentication failures");
+	}
+}
+
 static void
 login_delay_close_cb(uv_handle_t *h)
 {
@@ -67,7 +82,7 @@ login_delay_cb(uv_timer_t *t)
 	struct mg_session	*s = d->s;
 
 	if (!s->closing) {
-		s->login->fail(s);
+		login_reply_fail(s);
 		login_resume(s);
 	}
 	uv_close((uv_handle_t *)&d->timer, login_delay_close_cb);
@@ -85,7 +100,7 @@ login_fail(struct mg_session *s)
 
 	ms = mg_limits_login_failed(s->gw->limits, s->peer_ip, s->user, mg_gateway_now(s->gw));
 	if (ms == 0 || (d = calloc(1, sizeof(*d))) == NULL) {
-		s->login->fail(s);
+		login_reply_fail(s);
 		login_resume(s);
 		return;
 	}

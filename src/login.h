@@ -14,6 +14,8 @@
 
 struct mg_session;
 
+#define MG_LOGIN_MAX_FAILURES	3	/* failed logins on one connection before it is closed */
+
 struct mg_login_replies {
 	/* The gateway credential is wrong (or the user unknown): the protocol's "bad password". */
 	void	(*fail)(struct mg_session *s);

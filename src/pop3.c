@@ -20,11 +20,9 @@
 #include "session.h"
 #include "upstream.h"
 
-#define POP3_MAX_FAILURES	3
 
 struct pop3_front {
 	int	sasl_wait;		/* AUTH PLAIN sent "+ ": the next line is the response */
-	int	failures;		/* failed logins on this connection */
 	size_t	user_len;
 	char	user[MG_NAME_MAX];	/* from USER, waiting for PASS */
 };
@@ -59,13 +57,7 @@ pop3_free(struct mg_session *s)
 static void
 pop3_reply_fail(struct mg_session *s)
 {
-	struct pop3_front *f = s->front;
-
 	(void)mg_conn_printf(&s->client, "-ERR [AUTH] Authentication failed\r\n");
-	if (++f->failures >= POP3_MAX_FAILURES) {
-		(void)mg_conn_printf(&s->client, "-ERR Too many authentication failures\r\n");
-		mg_session_close_after_flush(s, "too many authentication failures");
-	}
 }
 
 static void

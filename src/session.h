@@ -113,6 +113,7 @@ struct mg_session {
 	const char			*reject;	/* refuse at the greeting with this reason (static) */
 	int				 conn_counted;	/* counted in the connection limits */
 	int				 user_counted;	/* counted in auth_user's sessions */
+	int				 login_failures;	/* failed logins on this connection (login.c) */
 	char				 user[MG_NAME_MAX];	/* gateway user once authenticated (or attempted) */
 	char				 helo[256];	/* SMTP: the device's EHLO name, used upstream too */
 	char				 auth_user[MG_NAME_MAX];	/* the user whose credential was accepted ("" before) */

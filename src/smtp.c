@@ -29,7 +29,6 @@
 #include "session.h"
 #include "upstream.h"
 
-#define SMTP_MAX_FAILURES	3
 
 enum {
 	SMTP_AUTH_NONE = 0,
@@ -41,7 +40,6 @@ enum {
 struct smtp_front {
 	int	ehlo;			/* EHLO/HELO was given (since the last STARTTLS) */
 	int	auth;			/* SMTP_AUTH_* */
-	int	failures;		/* failed logins on this connection */
 	size_t	user_len;
 	char	user[MG_NAME_MAX];	/* AUTH LOGIN: the decoded user name */
 };
@@ -76,13 +74,7 @@ smtp_free(struct mg_session *s)
 static void
 smtp_reply_fail(struct mg_session *s)
 {
-	struct smtp_front *f = s->front;
-
 	(void)mg_conn_printf(&s->client, "535 5.7.8 Authentication credentials invalid\r\n");
-	if (++f->failures >= SMTP_MAX_FAILURES) {
-		(void)mg_conn_printf(&s->client, "421 4.7.0 Too many authentication failures\r\n");
-		mg_session_close_after_flush(s, "too many authentication failures");
-	}
 }
 
 static void

@@ -356,3 +356,18 @@ def test_overlong_line_is_refused_and_closed(gateway):
         assert tagged.startswith(b"n OK"), tagged
     finally:
         c.close()
+
+
+def test_three_failures_close_the_connection(gateway):
+    """login.c counts failures per connection for every protocol: the third ends it."""
+    c = gateway.raw("implicit")
+    try:
+        for i in range(3):
+            _, tagged = c.command("f%d" % i, "LOGIN alice wrong-%d" % i)
+            assert b"[AUTHENTICATIONFAILED]" in tagged, tagged
+        line = c.readline()
+        assert line.startswith(b"* BYE") and b"Too many authentication failures" in line, line
+        with pytest.raises(EOFError):
+            c.readline()
+    finally:
+        c.close()
