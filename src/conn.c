@@ -10,14 +10,23 @@
 
 #include <openssl/crypto.h>
 
-/* A write request owns a copy of its bytes; freed in conn_write_cb whatever the status. */
-struct conn_wreq {
+/*
+ * A write request owns its bytes; freed in conn_write_cb whatever the
+ * status. With TLS, OpenSSL's records are gathered into c->wpend by the sink
+ * and the request is submitted when the operation that wrote them is over,
+ * so a 64 KiB relay write is four records in one write(2).
+ */
+struct mg_conn_wreq {
 	uv_write_t	 req;
 	struct mg_conn	*c;
 	size_t		 plain;		/* plaintext bytes this request accounts for */
 	size_t		 len;
 	uint8_t		 data[];
 };
+#define conn_wreq mg_conn_wreq
+
+/* TLS record overhead allowance per record when reserving (TLS 1.2 GCM: 29 bytes). */
+#define CONN_RECORD_SLACK	64
 
 static void	conn_alloc_cb(uv_handle_t *, size_t, uv_buf_t *);
 static void	conn_read_cb(uv_stream_t *, ssize_t, const uv_buf_t *);
@@ -32,6 +41,8 @@ static int	conn_flush_tls(struct mg_conn *, size_t);
 static void	conn_fail(struct mg_conn *, const char *, const char *);
 static int	conn_in_alloc(struct mg_conn *);
 static void	conn_in_release(struct mg_conn *);
+static int	conn_tls_sink(void *, const uint8_t *, size_t);
+static int	conn_wpend_reserve(struct mg_conn *, size_t);
 
 /*
  * Ciphertext is read into one buffer per thread: libuv calls alloc_cb and
@@ -41,6 +52,7 @@ static void	conn_in_release(struct mg_conn *);
 static _Thread_local uint8_t conn_rx[MG_CONN_RXBUF];
 static struct conn_wreq *conn_wreq_new(struct mg_conn *, size_t, size_t);
 static int	conn_wreq_submit(struct mg_conn *, struct conn_wreq *);
+static void	conn_wreq_free(struct mg_conn *, struct conn_wreq *);
 
 
 int
@@ -88,8 +100,8 @@ int
 mg_conn_starttls(struct mg_conn *c, SSL_CTX *ctx, int server, const char *host)
 {
 	mg_conn_discard_input(c);
-	if (mg_tls_start(&c->tls, ctx, server, host, server ? NULL : c->resume, c->error,
-	    sizeof(c->error)) == -1) {
+	if (mg_tls_start(&c->tls, ctx, server, host, server ? NULL : c->resume, conn_tls_sink, c,
+	    c->error, sizeof(c->error)) == -1) {
 		c->failed = 1;
 		return -1;
 	}
@@ -144,8 +156,18 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	} else if (nread < 0) {
 		conn_fail(c, "read", uv_strerror((int)nread));
 	} else if (c->tls_on) {
-		if (mg_tls_feed(&c->tls, (const uint8_t *)buf->base, (size_t)nread) == -1)
+		/*
+		 * OpenSSL reads its records straight out of the thread's read
+		 * buffer; what it does not take now (paused, input full) is
+		 * copied aside before the buffer is reused.
+		 */
+		mg_tls_lend(&c->tls, (const uint8_t *)buf->base, (size_t)nread);
+		conn_process(c);
+		if (mg_tls_keep(&c->tls) == -1) {
 			conn_fail(c, "TLS", "out of memory");
+			conn_process(c);
+		}
+		return;
 	} else {
 		c->in_len += (size_t)nread;
 		if (c->in_len > c->in_used)
@@ -270,8 +292,17 @@ conn_update_reading(struct mg_conn *c)
 
 	if (!c->open || c->closing)
 		return;
-	want = !c->eof && !c->failed && !c->paused && c->in_len < MG_CONN_INBUF &&
-	    c->started;
+	/*
+	 * Never more ciphertext while some is kept aside: that bounds the
+	 * backlog. A pause stops reading lazily: only once input arrived that
+	 * the owner has not been shown (plaintext in in[], or ciphertext kept
+	 * aside). Most pauses (a login waiting for its check, a relay waiting
+	 * for the other side to drain) end before the peer sends anything, and
+	 * then cost no stop and restart of the socket's polling.
+	 */
+	want = !c->eof && !c->failed && c->in_len < MG_CONN_INBUF && c->started &&
+	    (!c->tls_on || mg_tls_backlog(&c->tls) == 0) &&
+	    !(c->paused && c->in_len > c->in_seen);
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
 			c->reading = 1;
@@ -297,16 +328,40 @@ conn_wreq_new(struct mg_conn *c, size_t len, size_t plain)
 	return w;
 }
 
-/* Queues w on the socket; on failure frees it and fails c. */
+/* Frees a write request whose bytes are gone (written, or never to be). */
+static void
+conn_wreq_free(struct mg_conn *c, struct conn_wreq *w)
+{
+	/* Plaintext requests may hold protocol secrets (upstream login lines). */
+	if (c->wipe && !c->tls_on)
+		OPENSSL_cleanse(w->data, w->len);
+	free(w);
+}
+
+/*
+ * Sends w: first straight to the socket (uv_try_write), which is where
+ * nearly every write ends; only what the socket does not take goes through
+ * a queued uv_write(). A write done at once costs no request, no deferred
+ * callback and no re-arming of the poll set. On failure frees w and fails c.
+ */
 static int
 conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w)
 {
 	uv_buf_t	b = uv_buf_init((char *)w->data, (unsigned int)w->len);
 	int		r;
 
+	/* libuv refuses (UV_EAGAIN) while earlier writes are queued, which keeps the order. */
+	r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (r == (int)w->len) {
+		c->bytes_out += w->plain;
+		conn_wreq_free(c, w);
+		return 0;
+	}
+	if (r > 0)
+		b = uv_buf_init((char *)w->data + r, (unsigned int)(w->len - (size_t)r));
+	/* Errors other than "would block" are reported by uv_write, as before. */
 	if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb)) != 0) {
-		OPENSSL_cleanse(w->data, w->len);
-		free(w);
+		conn_wreq_free(c, w);
 		conn_fail(c, "write", uv_strerror(r));
 		return -1;
 	}
@@ -327,18 +382,62 @@ conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
 	return conn_wreq_submit(c, w);
 }
 
+/* Makes room for len more bytes of ciphertext in c->wpend. 0 ok, -1 out of memory. */
+static int
+conn_wpend_reserve(struct mg_conn *c, size_t len)
+{
+	struct conn_wreq	*w = c->wpend, *nw;
+	size_t			 have = w != NULL ? w->len : 0, cap;
+
+	if (w != NULL && have + len <= c->wpend_cap)
+		return 0;
+	cap = c->wpend_cap * 2;
+	if (cap < have + len)
+		cap = have + len;
+	if (w == NULL && cap < 1024)
+		cap = 1024;	/* a handshake flight comes in several small writes */
+	if ((nw = realloc(w, sizeof(*nw) + cap)) == NULL)
+		return -1;
+	if (w == NULL) {
+		nw->c = c;
+		nw->plain = 0;
+		nw->len = 0;
+	}
+	c->wpend = nw;
+	c->wpend_cap = cap;
+	return 0;
+}
+
+/* OpenSSL's sink: appends a record (or part of one) to the next socket write. */
+static int
+conn_tls_sink(void *arg, const uint8_t *data, size_t len)
+{
+	struct mg_conn *c = arg;
+
+	if (conn_wpend_reserve(c, len) == -1) {
+		conn_fail(c, "write", "out of memory");
+		return -1;
+	}
+	memcpy(c->wpend->data + c->wpend->len, data, len);
+	c->wpend->len += len;
+	return 0;
+}
+
 /* Sends whatever ciphertext OpenSSL produced, accounting `plain` bytes to it. */
 static int
 conn_flush_tls(struct mg_conn *c, size_t plain)
 {
-	struct conn_wreq	*w;
-	size_t			 n;
+	struct conn_wreq *w = c->wpend;
 
-	if ((n = mg_tls_pending(&c->tls)) == 0)
+	if (w == NULL)
 		return 0;
-	if ((w = conn_wreq_new(c, n, plain)) == NULL)
-		return -1;
-	w->len = mg_tls_take(&c->tls, w->data, n);
+	c->wpend = NULL;
+	c->wpend_cap = 0;
+	if (w->len == 0) {
+		free(w);
+		return 0;
+	}
+	w->plain = plain;
 	return conn_wreq_submit(c, w);
 }
 
@@ -350,10 +449,7 @@ conn_write_cb(uv_write_t *req, int status)
 
 	c->wq_bytes -= w->plain;
 	c->bytes_out += w->plain;
-	/* Plaintext requests may hold protocol secrets (upstream login lines). */
-	if (c->wipe && !c->tls_on)
-		OPENSSL_cleanse(w->data, w->len);
-	free(w);
+	conn_wreq_free(c, w);
 	if (c->closing)
 		return;
 	if (status < 0) {
@@ -377,6 +473,11 @@ mg_conn_write(struct mg_conn *c, const void *data, size_t len)
 		return 0;
 	if (!c->tls_on)
 		return conn_send(c, data, len, len);
+	/* Room for all the records at once: one buffer, no regrowth. */
+	if (conn_wpend_reserve(c, len + ((len >> 14) + 1) * CONN_RECORD_SLACK) == -1) {
+		conn_fail(c, "write", "out of memory");
+		return -1;
+	}
 	if (mg_tls_write(&c->tls, data, len, c->error, sizeof(c->error)) == -1) {
 		c->failed = 1;
 		return -1;
@@ -492,6 +593,8 @@ conn_close_cb(uv_handle_t *h)
 	struct mg_conn *c = h->data;
 
 	mg_tls_free(&c->tls);
+	free(c->wpend);
+	c->wpend = NULL;
 	c->in_len = 0;
 	conn_in_release(c);
 	c->open = 0;

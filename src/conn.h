@@ -5,11 +5,14 @@
  *
  * Ownership: a struct mg_conn is embedded in the struct that owns it (a
  * session); tcp.data points back at the conn and conn->owner at the owner.
- * Its memory must stay valid until on_close has run. Every write request
- * owns its bytes and frees them in its callback, whatever the status.
+ * Its memory must stay valid until on_close has run. A write goes straight
+ * to the socket when it can; what the socket does not take becomes a write
+ * request that owns its bytes and frees them in its callback, whatever the
+ * status.
  *
  * Backpressure: the input buffer has a fixed size; when it is full, or the
- * owner paused the conn, nothing more is read from the socket (and, with
+ * owner paused the conn and more input arrived (at most one read: a pause
+ * stops the socket lazily), nothing more is read from the socket (and, with
  * TLS, nothing more is decrypted), so a fast sender fills its own TCP window
  * rather than the gateway's memory. The owner pauses a conn when the other
  * side's write queue passes MG_CONN_HIGH_WATER and resumes it from on_drain,
@@ -24,13 +27,14 @@
 
 #include "tls.h"
 
-#define MG_CONN_INBUF		16384	/* plaintext input buffer (one full TLS record) */
+#define MG_CONN_INBUF		65536	/* plaintext input buffer (four full TLS records) */
 #define MG_CONN_RXBUF		65536	/* ciphertext read buffer, one per thread */
 #define MG_CONN_HIGH_WATER	(256 * 1024)
 #define MG_CONN_LOW_WATER	(64 * 1024)
 #define MG_CONN_ERRLEN		160
 
 struct mg_conn;
+struct mg_conn_wreq;
 
 /* Plaintext arrived in c->in, or c->eof / c->failed was set. */
 typedef void (*mg_conn_read_cb)(struct mg_conn *c);
@@ -59,6 +63,8 @@ struct mg_conn {
 	size_t			 in_used;	/* high-water mark of in[] since it was allocated */
 	int			 wipe;		/* wipe in[] before freeing it (it may hold credentials) */
 
+	struct mg_conn_wreq	*wpend;		/* ciphertext being gathered for the next socket write */
+	size_t			 wpend_cap;	/* room in wpend (bytes of data) */
 	size_t			 wq_bytes;	/* plaintext bytes handed to write() and not yet written */
 	int			 wq_high;	/* wq_bytes passed the high-water mark since the last drain */
 

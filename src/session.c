@@ -16,6 +16,7 @@
 
 #include <openssl/crypto.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "ratelimit.h"
 #include "log.h"
@@ -469,7 +470,7 @@ mg_session_relay(struct mg_session *s)
 
 SSL_CTX *
 mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto proto,
-    const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot)
+    const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot, struct mg_resolved ***addrs)
 {
 	size_t i;
 
@@ -477,6 +478,7 @@ mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto
 		if (strcmp(gw->cfg->providers[i].name, provider) == 0) {
 			*pcfg = &gw->cfg->providers[i];
 			*slot = &gw->up_sessions[i * MG_PROTO_COUNT + proto];
+			*addrs = &gw->up_addrs[i * MG_PROTO_COUNT + proto];
 			return gw->client_ctx[i];
 		}
 	}
@@ -643,7 +645,8 @@ gw_setup(struct mg_gateway *gw)
 	}
 	if ((gw->limits = mg_limits_new(cfg)) == NULL ||
 	    (gw->up_sessions = calloc(cfg->nproviders * MG_PROTO_COUNT + 1, sizeof(*gw->up_sessions))) == NULL ||
-	    mg_auth_init(gw) == -1 || mg_revoke_start(gw) == -1) {
+	    (gw->up_addrs = calloc(cfg->nproviders * MG_PROTO_COUNT + 1, sizeof(*gw->up_addrs))) == NULL ||
+	    mg_auth_init(gw) == -1 || mg_audit_init(gw) == -1 || mg_revoke_start(gw) == -1) {
 		mg_log_err(0, "startup error=\"out of memory\"");
 		return -1;
 	}
@@ -722,6 +725,14 @@ mg_gateway_run(struct mg_config *cfg)
 		(void)setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The relay allocates and frees 64 KiB write buffers all the time:
+	 * keep them in the heap (not mmap) and do not give the top of the heap
+	 * back to the system after each one (brk + page faults per write
+	 * otherwise). malloc_trim() after a crowd leaves still returns memory.
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 
 	uv_signal_init(gw.loop, &gw.sig_int);
 	uv_signal_init(gw.loop, &gw.sig_term);
@@ -765,8 +776,14 @@ out:
 			SSL_SESSION_free(gw.up_sessions[i]);
 		free(gw.up_sessions);
 	}
+	if (gw.up_addrs != NULL) {
+		for (i = 0; i < cfg->nproviders * MG_PROTO_COUNT; i++)
+			mg_resolved_unref(gw.up_addrs[i]);
+		free(gw.up_addrs);
+	}
 	mg_limits_free(gw.limits);
 	mg_auth_free(&gw);
+	mg_audit_free(&gw);
 	mg_keyring_wipe(&gw.ring);
 	mg_master_key_wipe(&gw.devkey);
 	pthread_mutex_destroy(&gw.ring_lock);

@@ -38,6 +38,8 @@ struct mg_listener {
 	const struct mg_listen_cfg	*cfg;
 };
 
+struct mg_resolved;
+
 struct mg_gateway {
 	uv_loop_t		*loop;
 	struct mg_config	*cfg;		/* owned */
@@ -46,6 +48,7 @@ struct mg_gateway {
 	pthread_mutex_t		 ring_lock;
 	struct mg_master_key	 devkey;	/* device passwords are hashed under it; read-only after start */
 	struct mg_auth_state	*auth;		/* auth cache and in-flight checks (auth.c), loop only */
+	struct mg_audit_queue	*audit;		/* login records waiting to be written (audit.c) */
 	uint64_t		 slow_hashes;	/* slow password hashes computed (atomic) */
 	struct mg_revoke_state	 revoke;	/* live revocation (revoke.c) */
 	SSL_CTX			*server_ctx;	/* the certificate shown to devices */
@@ -59,6 +62,7 @@ struct mg_gateway {
 	int			 finished;	/* every gateway handle was closed */
 	struct mg_limits	*limits;	/* connection, session and brute-force counters */
 	SSL_SESSION		**up_sessions;	/* upstream TLS sessions to resume: [provider * MG_PROTO_COUNT + proto] */
+	struct mg_resolved	**up_addrs;	/* upstream addresses, same index (upstream.h) */
 	struct mg_session	*sessions;	/* all live sessions, for shutdown */
 	uint64_t		 nsessions;	/* live sessions */
 	uint64_t		 trim_peak;	/* most sessions since memory was last handed back */
@@ -161,7 +165,7 @@ void mg_session_set_timeout(struct mg_session *s, uint64_t ms);
  * provider's TLS session for proto is kept for resumption.
  */
 SSL_CTX *mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto proto,
-    const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot);
+    const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot, struct mg_resolved ***addrs);
 
 /* Monotonic seconds (never 0), for the limits' clocks. */
 static inline uint64_t

@@ -516,6 +516,24 @@ mg_store_audit_add(struct mg_store *st, const struct mg_audit *a, char *err, siz
 }
 
 int
+mg_store_audit_add_many(struct mg_store *st, const struct mg_audit *a, size_t n, char *err, size_t errlen)
+{
+	size_t	i;
+
+	if (!store_ok(st, err, errlen))
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!store_audit_ok(&a[i], err, errlen))
+			return -1;
+	if (st->ops->audit_add_many != NULL)
+		return st->ops->audit_add_many(st->impl, a, n, err, errlen);
+	for (i = 0; i < n; i++)
+		if (st->ops->audit_add(st->impl, &a[i], err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
+int
 mg_store_audit_list(struct mg_store *st, const char *user, time_t since, mg_audit_cb cb, void *arg,
     char *err, size_t errlen)
 {

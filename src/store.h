@@ -165,6 +165,9 @@ int mg_store_generation(struct mg_store *st, int64_t *gen, char *err, size_t err
  * the records were added (by id), those with ts >= since.
  */
 int mg_store_audit_add(struct mg_store *st, const struct mg_audit *a, char *err, size_t errlen);
+/* Adds n records in one transaction (all or none, where the backend allows it). 0 ok, -1 error. */
+int mg_store_audit_add_many(struct mg_store *st, const struct mg_audit *a, size_t n, char *err,
+    size_t errlen);
 int mg_store_audit_list(struct mg_store *st, const char *user /* NULL: all */, time_t since /* 0: all */,
     mg_audit_cb cb, void *arg, char *err, size_t errlen);
 

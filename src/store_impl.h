@@ -56,6 +56,8 @@ struct mg_store_ops {
 	int	(*generation)(void *impl, int64_t *gen, char *err, size_t errlen);
 
 	int	(*audit_add)(void *impl, const struct mg_audit *a, char *err, size_t errlen);
+	/* Optional: n records in one transaction; without it, audit_add n times. */
+	int	(*audit_add_many)(void *impl, const struct mg_audit *a, size_t n, char *err, size_t errlen);
 	int	(*audit_list)(void *impl, const char *user, time_t since, mg_audit_cb cb, void *arg,
 		    char *err, size_t errlen);
 };

@@ -164,6 +164,7 @@ static int	sq_device_touch(void *, const char *, const char *, time_t, const cha
 static int	sq_device_list(void *, const char *, mg_device_cb, void *, char *, size_t);
 static int	sq_generation(void *, int64_t *, char *, size_t);
 static int	sq_audit_add(void *, const struct mg_audit *, char *, size_t);
+static int	sq_audit_add_many(void *, const struct mg_audit *, size_t, char *, size_t);
 static int	sq_audit_list(void *, const char *, time_t, mg_audit_cb, void *, char *, size_t);
 
 static const struct mg_store_ops sq_ops = {
@@ -189,6 +190,7 @@ static const struct mg_store_ops sq_ops = {
 	.device_list = sq_device_list,
 	.generation = sq_generation,
 	.audit_add = sq_audit_add,
+	.audit_add_many = sq_audit_add_many,
 	.audit_list = sq_audit_list,
 };
 
@@ -1313,30 +1315,65 @@ fail:
 	return ret;
 }
 
-/* The store assigns the id; a ts of 0 means "now". */
+/* Binds and runs the audit INSERT for one record; the statement is reset after. 0 ok, -1 error. */
 static int
-sq_audit_add(void *impl, const struct mg_audit *a, char *err, size_t errlen)
+sq_audit_insert(sqlite3_stmt *stmt, const struct mg_audit *a, time_t now)
 {
-	struct sq_store	*s = impl;
-	sqlite3_stmt	*stmt = NULL;
-	const char	*what = "adding an audit record";
-	int		 ret = -1;
+	int rc;
 
-	sq_lock(s);
-	if (sq_prepare(s, "INSERT INTO audit (ts, kind, user, device, proto, client, result, detail)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &stmt, what, err, errlen) == -1)
-		goto fail;
-	if (sqlite3_bind_int64(stmt, 1, (sqlite3_int64)(a->ts != 0 ? a->ts : time(NULL))) !=
-	    SQLITE_OK ||
+	if (sqlite3_bind_int64(stmt, 1, (sqlite3_int64)(a->ts != 0 ? a->ts : now)) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 2, a->kind, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 3, a->user, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 4, a->device, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 5, a->proto, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 6, a->client, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 7, a->result, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(stmt, 8, a->detail, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_step(stmt) != SQLITE_DONE) {
-		sq_err(s, what, err, errlen);
+	    sqlite3_bind_text(stmt, 8, a->detail, -1, SQLITE_STATIC) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(stmt);
+	(void)sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+#define SQ_AUDIT_INSERT	"INSERT INTO audit (ts, kind, user, device, proto, client, result, detail)" \
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+
+/* The store assigns the id; a ts of 0 means "now". */
+static int
+sq_audit_add(void *impl, const struct mg_audit *a, char *err, size_t errlen)
+{
+	return sq_audit_add_many(impl, a, 1, err, errlen);
+}
+
+/*
+ * n records in one transaction: the gateway writes the logins of a busy
+ * moment together, one commit (one WAL append) for all of them.
+ */
+static int
+sq_audit_add_many(void *impl, const struct mg_audit *a, size_t n, char *err, size_t errlen)
+{
+	struct sq_store	*s = impl;
+	sqlite3_stmt	*stmt = NULL;
+	const char	*what = "adding an audit record";
+	time_t		 now = time(NULL);
+	size_t		 i;
+	int		 ret = -1, txn = n > 1;
+
+	sq_lock(s);
+	if (sq_prepare(s, SQ_AUDIT_INSERT, &stmt, what, err, errlen) == -1)
+		goto fail;
+	if (txn && sq_begin(s, what, err, errlen) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (sq_audit_insert(stmt, &a[i], now) == -1) {
+			sq_err(s, what, err, errlen);
+			if (txn)
+				sq_rollback(s);
+			goto fail;
+		}
+	}
+	if (txn && sq_commit(s, what, err, errlen) == -1) {
+		sq_rollback(s);
 		goto fail;
 	}
 	ret = 0;

@@ -4,7 +4,9 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -88,6 +90,13 @@ mg_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
 	/* Stateless tickets let a device resume without a server-side cache. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mailgate", 8);
+	/*
+	 * One ticket per handshake instead of OpenSSL's two: stateless
+	 * tickets are not single-use (no early data here), so a device opening
+	 * several connections can resume all of them with it, and each ticket
+	 * costs a session encoding and an encryption on every login.
+	 */
+	(void)SSL_CTX_set_num_tickets(ctx, 1);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -148,28 +157,121 @@ fail:
 	return NULL;
 }
 
+/*
+ * Our BIO: reads come from the lent bytes (after the backlog, which is
+ * older), writes go to the sink. One BIO serves as both rbio and wbio.
+ */
+static BIO_METHOD	*tls_bio_method;
+static pthread_once_t	 tls_bio_once = PTHREAD_ONCE_INIT;
+
+static int
+tls_bio_read(BIO *b, char *buf, size_t len, size_t *got)
+{
+	struct mg_tls	*t = BIO_get_data(b);
+	size_t		 n;
+
+	BIO_clear_retry_flags(b);
+	if (t->backlog != NULL) {
+		n = t->backlog_len - t->backlog_off;
+		if (n > len)
+			n = len;
+		memcpy(buf, t->backlog + t->backlog_off, n);
+		t->backlog_off += n;
+		if (t->backlog_off == t->backlog_len) {
+			free(t->backlog);
+			t->backlog = NULL;
+			t->backlog_off = t->backlog_len = 0;
+		}
+	} else if (t->lent_len > 0) {
+		n = t->lent_len < len ? t->lent_len : len;
+		memcpy(buf, t->lent, n);
+		t->lent += n;
+		t->lent_len -= n;
+	} else {
+		/* Nothing yet: "try again later", never end of file. */
+		BIO_set_retry_read(b);
+		*got = 0;
+		return 0;
+	}
+	*got = n;
+	return 1;
+}
+
+static int
+tls_bio_write(BIO *b, const char *buf, size_t len, size_t *put)
+{
+	struct mg_tls *t = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	if (t->sink(t->sink_arg, (const uint8_t *)buf, len) == -1) {
+		*put = 0;
+		return 0;
+	}
+	*put = len;
+	return 1;
+}
+
+static long
+tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct mg_tls *t = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:		/* records go to the sink as they are written */
+		return 1;
+	case BIO_CTRL_PENDING:
+		return t != NULL ? (long)(t->lent_len + t->backlog_len - t->backlog_off) : 0;
+	case BIO_CTRL_WPENDING:
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int
+tls_bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void
+tls_bio_init_method(void)
+{
+	BIO_METHOD *m;
+
+	if ((m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mailgate")) == NULL)
+		return;
+	if (!BIO_meth_set_read_ex(m, tls_bio_read) || !BIO_meth_set_write_ex(m, tls_bio_write) ||
+	    !BIO_meth_set_ctrl(m, tls_bio_ctrl) || !BIO_meth_set_create(m, tls_bio_create)) {
+		BIO_meth_free(m);
+		return;
+	}
+	tls_bio_method = m;
+}
+
 int
 mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, SSL_SESSION **slot,
-    char *err, size_t errlen)
+    mg_tls_sink sink, void *sink_arg, char *err, size_t errlen)
 {
-	unsigned char	ip[16];
-	int		is_ip;
+	unsigned char	 ip[16];
+	int		 is_ip;
+	BIO		*bio;
 
 	memset(t, 0, sizeof(*t));
+	t->sink = sink;
+	t->sink_arg = sink_arg;
 	ERR_clear_error();
+	if (pthread_once(&tls_bio_once, tls_bio_init_method) != 0 || tls_bio_method == NULL)
+		goto fail;
 	if ((t->ssl = SSL_new(ctx)) == NULL)
 		goto fail;
-	if ((t->rbio = BIO_new(BIO_s_mem())) == NULL)
+	if ((bio = BIO_new(tls_bio_method)) == NULL)
 		goto fail;
-	if ((t->wbio = BIO_new(BIO_s_mem())) == NULL) {
-		BIO_free(t->rbio);
-		t->rbio = NULL;
-		goto fail;
-	}
-	/* An empty memory BIO means "try again later", not end of file. */
-	BIO_set_mem_eof_return(t->rbio, -1);
-	BIO_set_mem_eof_return(t->wbio, -1);
-	SSL_set_bio(t->ssl, t->rbio, t->wbio);
+	BIO_set_data(bio, t);
+	SSL_set_bio(t->ssl, bio, bio);	/* one reference, for both directions */
 	if (server) {
 		SSL_set_accept_state(t->ssl);
 		return 0;
@@ -208,19 +310,59 @@ fail_quiet:
 void
 mg_tls_free(struct mg_tls *t)
 {
-	if (t->ssl != NULL)
-		SSL_free(t->ssl);	/* frees both BIOs */
+	if (t->ssl != NULL) {
+		/*
+		 * OpenSSL marks a client's session unresumable when the SSL is
+		 * freed without a close_notify sent, and in TLS 1.3 that
+		 * session is the very ticket kept in the provider's slot: every
+		 * provider that closes first after LOGOUT would cost the next
+		 * login a full handshake and chain verification. Only a
+		 * connection that ended on a TLS error keeps that penalty.
+		 */
+		if (t->done && !t->fatal)
+			SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(t->ssl);	/* frees the BIO */
+	}
+	free(t->backlog);
 	memset(t, 0, sizeof(*t));
 }
 
-int
-mg_tls_feed(struct mg_tls *t, const uint8_t *data, size_t len)
+void
+mg_tls_lend(struct mg_tls *t, const uint8_t *data, size_t len)
 {
-	if (len == 0)
+	t->lent = data;
+	t->lent_len = len;
+}
+
+int
+mg_tls_keep(struct mg_tls *t)
+{
+	uint8_t	*nb;
+	size_t	 have, n = t->lent_len;
+
+	t->lent_len = 0;
+	if (n == 0)
 		return 0;
-	if (len > INT32_MAX || BIO_write(t->rbio, data, (int)len) != (int)len)
+	have = t->backlog_len - t->backlog_off;
+	if ((nb = malloc(have + n)) == NULL) {
+		t->lent = NULL;
 		return -1;
+	}
+	if (have > 0)
+		memcpy(nb, t->backlog + t->backlog_off, have);
+	memcpy(nb + have, t->lent, n);
+	free(t->backlog);
+	t->backlog = nb;
+	t->backlog_off = 0;
+	t->backlog_len = have + n;
+	t->lent = NULL;
 	return 0;
+}
+
+size_t
+mg_tls_backlog(const struct mg_tls *t)
+{
+	return t->backlog_len - t->backlog_off;
 }
 
 int
@@ -242,6 +384,7 @@ mg_tls_handshake(struct mg_tls *t, char *err, size_t errlen)
 		if (!SSL_is_server(t->ssl)) {
 			vr = SSL_get_verify_result(t->ssl);
 			if (vr != X509_V_OK || SSL_get0_peer_certificate(t->ssl) == NULL) {
+				t->fatal = 1;
 				snprintf(err, errlen, "certificate verify failed: %s",
 				    X509_verify_cert_error_string(vr));
 				return -1;
@@ -253,6 +396,7 @@ mg_tls_handshake(struct mg_tls *t, char *err, size_t errlen)
 	e = SSL_get_error(t->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 		return 0;
+	t->fatal = 1;
 	vr = SSL_get_verify_result(t->ssl);
 	if (!SSL_is_server(t->ssl) && vr != X509_V_OK) {
 		ERR_clear_error();
@@ -281,6 +425,7 @@ mg_tls_read(struct mg_tls *t, uint8_t *buf, size_t len, char *err, size_t errlen
 	case SSL_ERROR_ZERO_RETURN:
 		return MG_TLS_CLOSED;
 	default:
+		t->fatal = 1;
 		tls_err(err, errlen, "TLS read");
 		return MG_TLS_ERROR;
 	}
@@ -296,9 +441,10 @@ mg_tls_write(struct mg_tls *t, const uint8_t *data, size_t len, char *err, size_
 	while (off < len) {
 		size_t n = len - off > 1 << 20 ? 1 << 20 : len - off;
 
-		/* A memory BIO grows, so SSL_write never wants to wait here. */
+		/* The sink takes everything, so SSL_write never wants to wait here. */
 		r = SSL_write(t->ssl, data + off, (int)n);
 		if (r <= 0) {
+			t->fatal = 1;
 			tls_err(err, errlen, "TLS write");
 			return -1;
 		}
@@ -316,27 +462,10 @@ mg_tls_close_notify(struct mg_tls *t)
 	ERR_clear_error();
 }
 
-size_t
-mg_tls_pending(const struct mg_tls *t)
-{
-	return t->wbio != NULL ? BIO_ctrl_pending(t->wbio) : 0;
-}
-
-size_t
-mg_tls_take(struct mg_tls *t, uint8_t *buf, size_t len)
-{
-	int	r;
-
-	if (len > INT32_MAX)
-		len = INT32_MAX;
-	r = BIO_read(t->wbio, buf, (int)len);
-	return r > 0 ? (size_t)r : 0;
-}
-
 int
 mg_tls_has_input(const struct mg_tls *t)
 {
-	return t->ssl != NULL && (BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl));
+	return t->ssl != NULL && (t->lent_len > 0 || t->backlog != NULL || SSL_has_pending(t->ssl));
 }
 
 const char *

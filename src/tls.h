@@ -2,10 +2,22 @@
  * tls.h - TLS as a pump between ciphertext and plaintext.
  *
  * This file knows OpenSSL and nothing about sockets or libuv. Each
- * connection's SSL object reads ciphertext from one memory BIO and writes
- * ciphertext to another; conn.c moves bytes between those BIOs and the
- * socket. The same adapter serves both sides: the gateway as a server to
- * devices and as a client to providers, for implicit TLS and STARTTLS.
+ * connection's SSL object talks to one BIO of our own (not OpenSSL's memory
+ * BIOs, which copy every byte once more and keep their largest buffer for
+ * the life of the connection):
+ *
+ *  - ciphertext in: the caller lends the bytes it just read from the socket
+ *    (mg_tls_lend), OpenSSL reads its records straight out of them, and
+ *    whatever it did not take is copied aside (mg_tls_keep) into a backlog
+ *    that exists only while it holds bytes;
+ *  - ciphertext out: every record OpenSSL writes goes straight to the
+ *    caller's sink callback, which appends it to the next socket write.
+ *
+ * An idle connection therefore holds no ciphertext buffer at all, and a
+ * relayed byte is copied once on each side (socket buffer -> OpenSSL's
+ * record buffer, record buffer -> socket write) besides the AEAD itself.
+ * The same adapter serves both sides: the gateway as a server to devices and
+ * as a client to providers, for implicit TLS and STARTTLS.
  *
  * Client connections always verify the chain and the host name (or IP
  * address) before the handshake counts as done: a credential is only ever
@@ -18,11 +30,19 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
+/* Receives ciphertext to send, in order. 0 ok, -1 out of memory (the TLS operation fails). */
+typedef int (*mg_tls_sink)(void *arg, const uint8_t *data, size_t len);
+
 struct mg_tls {
-	SSL	*ssl;		/* owned; NULL when not in use */
-	BIO	*rbio;		/* ciphertext from the peer (owned by ssl) */
-	BIO	*wbio;		/* ciphertext to the peer (owned by ssl) */
-	int	 done;		/* handshake completed (and verified, as a client) */
+	SSL		*ssl;		/* owned; NULL when not in use */
+	int		 done;		/* handshake completed (and verified, as a client) */
+	int		 fatal;		/* a TLS error or alert ended the connection */
+	mg_tls_sink	 sink;		/* where ciphertext to send goes */
+	void		*sink_arg;
+	const uint8_t	*lent;		/* ciphertext lent by the caller, not yet read */
+	size_t		 lent_len;
+	uint8_t		*backlog;	/* ciphertext kept aside (owned; NULL when empty) */
+	size_t		 backlog_off, backlog_len;
 };
 
 /* Results of mg_tls_read(). */
@@ -40,21 +60,28 @@ SSL_CTX *mg_tls_server_ctx(const char *cert, const char *key, char *err, size_t 
 SSL_CTX *mg_tls_client_ctx(const char *ca_file, char *err, size_t errlen);
 
 /*
- * Prepares t for one connection. As a client (server == 0), host is the
- * name to verify and to send as SNI; an IP literal is verified against the
- * certificate's IP addresses and sent without SNI. slot (clients, may be
- * NULL) holds the session to resume and receives the server's new ones; it
- * must outlive every connection that uses it. 0 ok, -1 error.
+ * Prepares t for one connection; t must not move until mg_tls_free(). As a
+ * client (server == 0), host is the name to verify and to send as SNI; an IP
+ * literal is verified against the certificate's IP addresses and sent
+ * without SNI. slot (clients, may be NULL) holds the session to resume and
+ * receives the server's new ones; it must outlive every connection that uses
+ * it. Ciphertext to send goes to sink(sink_arg, ...). 0 ok, -1 error.
  */
 int mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, SSL_SESSION **slot,
-    char *err, size_t errlen);
+    mg_tls_sink sink, void *sink_arg, char *err, size_t errlen);
 
 /* Whether the handshake resumed a session. */
 int mg_tls_resumed(const struct mg_tls *t);
 void mg_tls_free(struct mg_tls *t);
 
-/* Hands ciphertext received from the peer to OpenSSL. 0 ok, -1 out of memory. */
-int mg_tls_feed(struct mg_tls *t, const uint8_t *data, size_t len);
+/*
+ * Lends ciphertext received from the peer: OpenSSL reads from it during the
+ * calls that follow. Before the bytes become invalid the caller must call
+ * mg_tls_keep(), which copies what is left of them into the backlog.
+ * 0 ok, -1 out of memory.
+ */
+void mg_tls_lend(struct mg_tls *t, const uint8_t *data, size_t len);
+int mg_tls_keep(struct mg_tls *t);
 
 /* Drives the handshake: 1 done (and verified), 0 needs more ciphertext, -1 failed (err says why). */
 int mg_tls_handshake(struct mg_tls *t, char *err, size_t errlen);
@@ -62,18 +89,17 @@ int mg_tls_handshake(struct mg_tls *t, char *err, size_t errlen);
 /* Decrypts into buf: bytes (> 0), MG_TLS_AGAIN, MG_TLS_CLOSED or MG_TLS_ERROR. */
 int mg_tls_read(struct mg_tls *t, uint8_t *buf, size_t len, char *err, size_t errlen);
 
-/* Encrypts all of data into the outgoing BIO. 0 ok, -1 error. */
+/* Encrypts all of data, handing the records to the sink. 0 ok, -1 error. */
 int mg_tls_write(struct mg_tls *t, const uint8_t *data, size_t len, char *err, size_t errlen);
 
 /* Queues a close_notify alert. */
 void mg_tls_close_notify(struct mg_tls *t);
 
-/* Ciphertext waiting to be sent, and taking it: returns bytes copied into buf. */
-size_t mg_tls_pending(const struct mg_tls *t);
-size_t mg_tls_take(struct mg_tls *t, uint8_t *buf, size_t len);
-
 /* Whether ciphertext received is still waiting to be decrypted. */
 int mg_tls_has_input(const struct mg_tls *t);
+
+/* Bytes of received ciphertext kept aside in the backlog. */
+size_t mg_tls_backlog(const struct mg_tls *t);
 
 /* The negotiated protocol version and cipher, for logs ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). */
 const char *mg_tls_version(const struct mg_tls *t);

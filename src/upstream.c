@@ -15,6 +15,9 @@
 #include "parse_imap.h"
 #include "session.h"
 
+/* The longest line a provider may send during the login (replies, capabilities). */
+#define MG_UP_LINE_MAX	16384
+
 static void	up_gai_cb(uv_getaddrinfo_t *, int, struct addrinfo *);
 static void	up_timer_cb(uv_timer_t *);
 static void	up_timer_close_cb(uv_handle_t *);
@@ -25,6 +28,7 @@ static void	up_close_cb(struct mg_conn *);
 static void	up_try_connect(struct mg_upstream *);
 static void	up_maybe_free(struct mg_upstream *);
 static void	up_login_free(struct mg_upstream *);
+static void	up_parse_literal(struct mg_upstream *, char *, size_t);
 
 int
 mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_auth_result *r,
@@ -36,8 +40,9 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	char				 port[8];
 	SSL_CTX				*ctx;
 	SSL_SESSION			**slot;
+	struct mg_resolved		**addrs;
 
-	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, proto, &pcfg, &slot)) == NULL ||
+	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, proto, &pcfg, &slot, &addrs)) == NULL ||
 	    !pcfg->ep[proto].present)
 		return -1;
 	if (r->secret_len >= MG_SECRET_MAX || (u = calloc(1, sizeof(*u))) == NULL)
@@ -50,6 +55,7 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	u->ep = &pcfg->ep[proto];
 	u->ctx = ctx;
 	u->resume = slot;
+	u->addrs = addrs;
 	u->done = done;
 	u->proto = proto == MG_PROTO_POP3 ? &mg_up_pop3 : proto == MG_PROTO_SMTP ? &mg_up_smtp : &mg_up_imap;
 	snprintf(u->login, sizeof(u->login), "%s", r->login);
@@ -64,6 +70,17 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	s->up = u;
 	uv_timer_start(&u->timer, up_timer_cb, (uint64_t)s->gw->cfg->timeout_connect * 1000, 0);
 
+	/* Addresses known and fresh: no lookup, no thread-pool round trip. */
+	if (*addrs == NULL)
+		up_parse_literal(u, port, sizeof(port));
+	if (*addrs != NULL && (*addrs)->expires > uv_now(s->gw->loop)) {
+		u->res = *addrs;
+		u->res->refs++;
+		u->ai_next = u->res->ai;
+		u->phase = MG_UP_CONNECT;
+		up_try_connect(u);
+		return 0;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -82,6 +99,51 @@ fail:
 	up_login_free(u);
 	free(u);
 	return -1;
+}
+
+void
+mg_resolved_unref(struct mg_resolved *r)
+{
+	if (r == NULL || --r->refs > 0)
+		return;
+	freeaddrinfo(r->ai);
+	free(r);
+}
+
+/* Puts res (its reference given) in the endpoint's slot, in place of what was there. */
+static struct mg_resolved *
+up_resolved_new(struct mg_upstream *u, struct addrinfo *ai, uint64_t expires)
+{
+	struct mg_resolved *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->refs = 1;		/* the slot's */
+	r->expires = expires;
+	r->ai = ai;
+	mg_resolved_unref(*u->addrs);
+	*u->addrs = r;
+	return r;
+}
+
+/*
+ * A host that is an address literal needs no lookup: parsed here once (no
+ * I/O with AI_NUMERICHOST), it stays in the slot for good.
+ */
+static void
+up_parse_literal(struct mg_upstream *u, char *port, size_t portlen)
+{
+	struct addrinfo	 hints, *res = NULL;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, portlen, "%u", u->ep->port);
+	if (getaddrinfo(u->ep->host, port, &hints, &res) != 0)
+		return;		/* a name: looked up by the caller */
+	if (up_resolved_new(u, res, UINT64_MAX) == NULL)
+		freeaddrinfo(res);
 }
 
 static void
@@ -104,8 +166,18 @@ up_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		mg_upstream_fail(u, "cannot resolve the provider's host name");
 		return;
 	}
-	u->ai = res;
-	u->ai_next = res;
+	/* Kept for the next logins too; if there is no memory for that, for this one alone. */
+	if ((u->res = up_resolved_new(u, res, uv_now(u->s->gw->loop) + MG_RESOLVE_TTL_MS)) != NULL)
+		u->res->refs++;
+	else if ((u->res = calloc(1, sizeof(*u->res))) != NULL) {
+		u->res->refs = 1;
+		u->res->ai = res;
+	} else {
+		uv_freeaddrinfo(res);
+		mg_upstream_fail(u, "out of memory");
+		return;
+	}
+	u->ai_next = u->res->ai;
 	u->phase = MG_UP_CONNECT;
 	up_try_connect(u);
 }
@@ -142,6 +214,11 @@ up_try_connect(struct mg_upstream *u)
 		mg_conn_close(&u->conn);
 		return;
 	}
+	/* None of them took the connection: look the name up again next time. */
+	if (u->res != NULL && *u->addrs == u->res && u->res->expires != UINT64_MAX) {
+		mg_resolved_unref(*u->addrs);
+		*u->addrs = NULL;
+	}
 	mg_upstream_fail(u, "cannot connect to the provider");
 }
 
@@ -159,8 +236,9 @@ up_connect_cb(struct mg_conn *c, int status)
 		mg_conn_close(&u->conn);
 		return;
 	}
-	uv_freeaddrinfo(u->ai);
-	u->ai = u->ai_next = NULL;
+	mg_resolved_unref(u->res);
+	u->res = NULL;
+	u->ai_next = NULL;
 	if (u->ep->tls == MG_TLS_IMPLICIT) {
 		u->phase = MG_UP_TLS;
 		if (mg_conn_starttls(&u->conn, u->ctx, 0, u->ep->host) == -1)
@@ -326,8 +404,7 @@ up_maybe_free(struct mg_upstream *u)
 	s->up_bytes_out += u->conn.bytes_out;
 	if (s->up == u)
 		s->up = NULL;
-	if (u->ai != NULL)
-		uv_freeaddrinfo(u->ai);
+	mg_resolved_unref(u->res);
 	up_login_free(u);
 	OPENSSL_cleanse(u, sizeof(*u));
 	free(u);
@@ -338,12 +415,12 @@ void
 mg_upstream_read_lines(struct mg_upstream *u, mg_upstream_line_cb cb)
 {
 	struct mg_conn	*c = &u->conn;
-	char		 line[MG_CONN_INBUF + 1];
+	char		 line[MG_UP_LINE_MAX + 1];
 	size_t		 ll, cons;
 	int		 r;
 
 	while (u->phase == MG_UP_LOGIN && !u->tls_wait) {
-		r = mg_line_find(c->in, c->in_len, MG_CONN_INBUF, &ll, &cons);
+		r = mg_line_find(c->in, c->in_len, MG_UP_LINE_MAX, &ll, &cons);
 		if (r == 0)
 			break;
 		if (r == -1) {

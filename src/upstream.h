@@ -45,6 +45,22 @@ enum mg_up_phase {
 	MG_UP_FAILED
 };
 
+/*
+ * The addresses of one provider endpoint, shared by the logins that connect
+ * there: a name is looked up again after MG_RESOLVE_TTL_MS, or at once when
+ * none of its addresses took a connection; an address literal is parsed
+ * once. Reference-counted, loop thread only.
+ */
+#define MG_RESOLVE_TTL_MS	60000
+
+struct mg_resolved {
+	unsigned		 refs;
+	uint64_t		 expires;	/* uv_now() milliseconds; UINT64_MAX: never */
+	struct addrinfo		*ai;		/* owned (getaddrinfo's list) */
+};
+
+void mg_resolved_unref(struct mg_resolved *r);
+
 struct mg_upstream {
 	struct mg_conn			 conn;		/* to the provider */
 	struct mg_session		*s;
@@ -55,7 +71,8 @@ struct mg_upstream {
 	mg_upstream_cb			 done;
 	uv_getaddrinfo_t		 gai;
 	uv_timer_t			 timer;		/* connect + TLS + login deadline */
-	struct addrinfo			*ai;		/* results, freed after connecting */
+	struct mg_resolved		**addrs;	/* the endpoint's address cache slot (the gateway owns it) */
+	struct mg_resolved		*res;		/* addresses being tried (a reference, dropped once connected) */
 	struct addrinfo			*ai_next;	/* the next address to try */
 	int				 handles;	/* open handles + pending lookups */
 	enum mg_up_phase		 phase;
