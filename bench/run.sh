@@ -769,7 +769,10 @@ idle_figure() {	# idle_figure TARGET
 		sleep 0.1
 	done
 	c1=$(cpu_ns $pids)
-	sleep 1		# settle: buffers released after the last handshake bytes
+	# Settle: buffers released after the last handshake bytes; mailgate hands
+	# the pages a burst of handshakes left free back within 2 s (the same
+	# wait for every proxy).
+	sleep 3
 	pids=$(proxy_pids "$t")
 	r1=$(rss_kb $pids)
 	kill -TERM "$lgpid" 2>/dev/null || true
@@ -979,7 +982,7 @@ Dovecot, which use a private Dovecot with real passwd-file authentication.
   fastest of the ${FETCHES} transfers (the least disturbed by anything else on the machine); CPU
   s/GB is the proxy's CPU over all of them per 10^9 bytes.
 - Idle memory: a freshly started proxy, one warm-up login, then ${IDLE_N} sessions logged in and in
-  IDLE; (RSS after - RSS before) / sessions.$IDLE_SENTENCE
+  IDLE; (RSS 3 s after the last one is established - RSS before) / sessions.$IDLE_SENTENCE
 - NOOP: one session, ${NOOPS} NOOP round trips; "added" is the p50 minus the direct p50.
 - The machine has $(nproc) cores and the load generator, the upstream and the proxy share them;
   nothing is pinned. Logins/s therefore measure the whole machine; CPU per login and CPU per GB

@@ -20,6 +20,7 @@ struct mg_conn_wreq {
 	uv_write_t	 req;
 	struct mg_conn	*c;
 	size_t		 plain;		/* plaintext bytes this request accounts for */
+	size_t		 cost;		/* memory it holds while queued (counted in wq_bytes) */
 	size_t		 len;
 	uint8_t		 data[];
 };
@@ -51,7 +52,7 @@ static int	conn_wpend_reserve(struct mg_conn *, size_t);
  */
 static _Thread_local uint8_t conn_rx[MG_CONN_RXBUF];
 static struct conn_wreq *conn_wreq_new(struct mg_conn *, size_t, size_t);
-static int	conn_wreq_submit(struct mg_conn *, struct conn_wreq *);
+static int	conn_wreq_submit(struct mg_conn *, struct conn_wreq *, size_t);
 static void	conn_wreq_free(struct mg_conn *, struct conn_wreq *);
 
 
@@ -345,10 +346,12 @@ conn_wreq_free(struct mg_conn *c, struct conn_wreq *w)
  * callback and no re-arming of the poll set. On failure frees w and fails c.
  */
 static int
-conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w)
+conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w, size_t cap)
 {
-	uv_buf_t	b = uv_buf_init((char *)w->data, (unsigned int)w->len);
-	int		r;
+	struct conn_wreq	*nw;
+	uv_buf_t		 b = uv_buf_init((char *)w->data, (unsigned int)w->len);
+	size_t			 off = 0;
+	int			 r;
 
 	/* libuv refuses (UV_EAGAIN) while earlier writes are queued, which keeps the order. */
 	r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -358,14 +361,21 @@ conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w)
 		return 0;
 	}
 	if (r > 0)
-		b = uv_buf_init((char *)w->data + r, (unsigned int)(w->len - (size_t)r));
+		off = (size_t)r;
+	/* Queued: keep no more room than the bytes need (a peer that does not read
+	 * must not make many small replies hold a big buffer each). */
+	if (cap > w->len + 256 && (nw = realloc(w, sizeof(*w) + w->len)) != NULL)
+		w = nw;
+	w->cost = sizeof(*w) + w->len;
+	b = uv_buf_init((char *)w->data + off, (unsigned int)(w->len - off));
 	/* Errors other than "would block" are reported by uv_write, as before. */
 	if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb)) != 0) {
 		conn_wreq_free(c, w);
 		conn_fail(c, "write", uv_strerror(r));
 		return -1;
 	}
-	c->wq_bytes += w->plain;
+	/* Memory, not plaintext, is what the high-water mark bounds. */
+	c->wq_bytes += w->cost;
 	if (c->wq_bytes > MG_CONN_HIGH_WATER)
 		c->wq_high = 1;
 	return 0;
@@ -379,7 +389,7 @@ conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
 	if ((w = conn_wreq_new(c, len, plain)) == NULL)
 		return -1;
 	memcpy(w->data, data, len);
-	return conn_wreq_submit(c, w);
+	return conn_wreq_submit(c, w, len);
 }
 
 /* Makes room for len more bytes of ciphertext in c->wpend. 0 ok, -1 out of memory. */
@@ -394,8 +404,6 @@ conn_wpend_reserve(struct mg_conn *c, size_t len)
 	cap = c->wpend_cap * 2;
 	if (cap < have + len)
 		cap = have + len;
-	if (w == NULL && cap < 1024)
-		cap = 1024;	/* a handshake flight comes in several small writes */
 	if ((nw = realloc(w, sizeof(*nw) + cap)) == NULL)
 		return -1;
 	if (w == NULL) {
@@ -414,7 +422,8 @@ conn_tls_sink(void *arg, const uint8_t *data, size_t len)
 {
 	struct mg_conn *c = arg;
 
-	if (conn_wpend_reserve(c, len) == -1) {
+	/* Unannounced output (a handshake flight) comes in several small pieces. */
+	if (conn_wpend_reserve(c, c->wpend == NULL && len < 1024 ? 1024 : len) == -1) {
 		conn_fail(c, "write", "out of memory");
 		return -1;
 	}
@@ -427,7 +436,8 @@ conn_tls_sink(void *arg, const uint8_t *data, size_t len)
 static int
 conn_flush_tls(struct mg_conn *c, size_t plain)
 {
-	struct conn_wreq *w = c->wpend;
+	struct conn_wreq	*w = c->wpend;
+	size_t			 cap = c->wpend_cap;
 
 	if (w == NULL)
 		return 0;
@@ -438,7 +448,7 @@ conn_flush_tls(struct mg_conn *c, size_t plain)
 		return 0;
 	}
 	w->plain = plain;
-	return conn_wreq_submit(c, w);
+	return conn_wreq_submit(c, w, cap);
 }
 
 static void
@@ -447,7 +457,7 @@ conn_write_cb(uv_write_t *req, int status)
 	struct conn_wreq	*w = (struct conn_wreq *)req;
 	struct mg_conn		*c = w->c;
 
-	c->wq_bytes -= w->plain;
+	c->wq_bytes -= w->cost;
 	c->bytes_out += w->plain;
 	conn_wreq_free(c, w);
 	if (c->closing)
@@ -552,7 +562,8 @@ mg_conn_resume(struct mg_conn *c)
 void
 mg_conn_shutdown(struct mg_conn *c)
 {
-	if (!c->open || c->closing || c->shut)
+	/* Only a started conn shuts down (the request shares memory with connect's). */
+	if (!c->open || c->closing || c->shut || !c->started)
 		return;
 	c->shut = 1;
 	if (c->tls_on && c->tls.done) {

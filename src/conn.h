@@ -31,7 +31,7 @@
 #define MG_CONN_RXBUF		65536	/* ciphertext read buffer, one per thread */
 #define MG_CONN_HIGH_WATER	(256 * 1024)
 #define MG_CONN_LOW_WATER	(64 * 1024)
-#define MG_CONN_ERRLEN		160
+#define MG_CONN_ERRLEN		128
 
 struct mg_conn;
 struct mg_conn_wreq;
@@ -54,32 +54,32 @@ struct mg_conn {
 	void			*owner;		/* the session that embeds this conn */
 	struct mg_tls		 tls;		/* TLS state; tls.ssl == NULL without TLS */
 	SSL_SESSION		**resume;	/* client: where the session to resume is kept, or NULL */
-	int			 tls_on;	/* bytes on the wire are TLS records */
+	unsigned int			 tls_on : 1;	/* bytes on the wire are TLS records */
 
 	uint8_t			*in;		/* plaintext received, not yet consumed: MG_CONN_INBUF
 						 * bytes, malloc'd while it holds data, so an idle
 						 * connection holds no buffer at all */
 	size_t			 in_len;
 	size_t			 in_used;	/* high-water mark of in[] since it was allocated */
-	int			 wipe;		/* wipe in[] before freeing it (it may hold credentials) */
+	unsigned int			 wipe : 1;		/* wipe in[] before freeing it (it may hold credentials) */
 
 	struct mg_conn_wreq	*wpend;		/* ciphertext being gathered for the next socket write */
 	size_t			 wpend_cap;	/* room in wpend (bytes of data) */
-	size_t			 wq_bytes;	/* plaintext bytes handed to write() and not yet written */
-	int			 wq_high;	/* wq_bytes passed the high-water mark since the last drain */
+	size_t			 wq_bytes;	/* memory held by queued writes (bytes + request) */
+	unsigned int			 wq_high : 1;	/* wq_bytes passed the high-water mark since the last drain */
 
-	int			 open;		/* tcp was initialised: it must be closed */
-	int			 closing;	/* uv_close() was called */
-	int			 started;	/* connected or accepted: reading may start */
-	int			 reading;	/* uv_read_start() is in effect */
-	int			 paused;	/* the owner asked not to be given more input */
-	int			 eof;		/* the peer finished sending (FIN or close_notify) */
-	int			 failed;	/* a read, write or TLS error: see error */
-	int			 shut;		/* our sending side is being shut down */
-	int			 shut_done;	/* ... and the shutdown completed */
-	int			 in_cb;		/* inside conn_process(): do not re-enter */
+	unsigned int			 open : 1;		/* tcp was initialised: it must be closed */
+	unsigned int			 closing : 1;	/* uv_close() was called */
+	unsigned int			 started : 1;	/* connected or accepted: reading may start */
+	unsigned int			 reading : 1;	/* uv_read_start() is in effect */
+	unsigned int			 paused : 1;	/* the owner asked not to be given more input */
+	unsigned int			 eof : 1;		/* the peer finished sending (FIN or close_notify) */
+	unsigned int			 failed : 1;	/* a read, write or TLS error: see error */
+	unsigned int			 shut : 1;		/* our sending side is being shut down */
+	unsigned int			 shut_done : 1;	/* ... and the shutdown completed */
+	unsigned int			 in_cb : 1;		/* inside conn_process(): do not re-enter */
 	size_t			 in_seen;	/* bytes of in[] the owner was already shown */
-	int			 end_shown;	/* the owner was told about eof/failed */
+	unsigned int			 end_shown : 1;	/* the owner was told about eof/failed */
 	char			 error[MG_CONN_ERRLEN];	/* why it failed, for logs */
 
 	uint64_t		 bytes_in;	/* plaintext bytes received */
@@ -91,8 +91,10 @@ struct mg_conn {
 	mg_conn_drain_cb	 on_drain;
 	mg_conn_shutdown_cb	 on_shutdown;	/* optional */
 	mg_conn_close_cb	 on_close;
-	uv_connect_t		 connect_req;
-	uv_shutdown_t		 shutdown_req;
+	union {				/* never in use at the same time */
+		uv_connect_t	 connect_req;	/* outgoing: until connected */
+		uv_shutdown_t	 shutdown_req;	/* once started */
+	};
 };
 
 /* Zeroes c and initialises its TCP handle on loop; set the callbacks after. 0 ok, or a libuv error code. */

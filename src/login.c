@@ -27,9 +27,9 @@ login_log(struct mg_session *s, const char *result, const char *log_reason, cons
 {
 	char esc[160];
 
-	mg_log_escape(s->user, strlen(s->user), esc, sizeof(esc));
+	mg_log_escape(s->user, s->user != NULL ? strlen(s->user) : 0, esc, sizeof(esc));
 	mg_log_info(s->id, "%s login user=\"%s\" device=%s provider=%s client=%s result=%s hash=%s reason=\"%s\"",
-	    s->ops->name, esc, s->device[0] ? s->device : "-", s->provider[0] ? s->provider : "-", s->peer,
+	    s->ops->name, esc, s->device[0] ? s->device : "-", s->provider != NULL ? s->provider : "-", s->peer,
 	    result, hash != NULL ? hash : "none", log_reason);
 	mg_audit_login(s, result, audit_reason);
 }
@@ -41,7 +41,7 @@ login_resume(struct mg_session *s)
 	if (s->closing || s->close_after_flush)
 		return;
 	s->state = MG_SS_PRELOGIN;
-	s->provider[0] = '\0';
+	s->provider = NULL;
 	mg_conn_resume(&s->client);
 }
 
@@ -98,7 +98,8 @@ login_fail(struct mg_session *s)
 	struct login_delay	*d;
 	uint64_t		 ms;
 
-	ms = mg_limits_login_failed(s->gw->limits, s->peer_ip, s->user, mg_gateway_now(s->gw));
+	ms = mg_limits_login_failed(s->gw->limits, s->peer_ip, s->user != NULL ? s->user : "",
+	    mg_gateway_now(s->gw));
 	if (ms == 0 || (d = calloc(1, sizeof(*d))) == NULL) {
 		login_reply_fail(s);
 		login_resume(s);
@@ -117,10 +118,14 @@ void
 mg_login_start(struct mg_session *s, const char *user, size_t ulen, const char *pass, size_t plen,
     const struct mg_login_replies *replies)
 {
-	size_t n = ulen < sizeof(s->user) - 1 ? ulen : sizeof(s->user) - 1;
+	size_t n = ulen < MG_NAME_MAX - 1 ? ulen : MG_NAME_MAX - 1;
 
-	memcpy(s->user, user, n);
-	s->user[n] = '\0';
+	/* Exactly as long as the name: thousands of idle sessions each keep one. */
+	free(s->user);
+	if ((s->user = malloc(n + 1)) != NULL) {
+		memcpy(s->user, user, n);
+		s->user[n] = '\0';
+	}
 	s->login = replies;
 	mg_conn_pause(&s->client);
 	s->state = MG_SS_AUTH;
@@ -151,8 +156,9 @@ login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 		login_fail(s);
 		return;
 	case MG_AUTH_TEMPFAIL:
-		snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
+		s->provider = r->provider[0] != '\0' ? r->provider : NULL;	/* for the log line only */
 		login_log(s, "tempfail", r->log_reason, r->reason, r->hash);
+		s->provider = NULL;
 		s->device[0] = '\0';
 		s->login->tempfail(s, r->reason);
 		login_resume(s);
@@ -171,7 +177,7 @@ login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 	s->user_counted = 1;
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", r->user);
 	s->auth_gen = r->auth_gen;
-	snprintf(s->provider, sizeof(s->provider), "%s", r->provider);
+	s->provider = mg_gateway_provider_name(s->gw, r->provider);
 	s->state = MG_SS_UPSTREAM;
 	if (mg_upstream_start(s, s->lcfg->proto, r, login_upstream_done) == -1)
 		login_upstream_done(s, -1, "cannot reach the provider");

@@ -62,7 +62,7 @@ session_free(struct mg_session *s)
 
 	mg_log_info(s->id, "%s closed user=%s reason=\"%s\" client_in=%llu client_out=%llu "
 	    "upstream_in=%llu upstream_out=%llu duration_ms=%llu", s->ops->name,
-	    s->user[0] ? s->user : "-", s->close_reason ? s->close_reason : "closed",
+	    s->user != NULL && s->user[0] ? s->user : "-", s->close_reason ? s->close_reason : "closed",
 	    (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out,
 	    (unsigned long long)s->up_bytes_in, (unsigned long long)s->up_bytes_out,
 	    (unsigned long long)ms);
@@ -79,6 +79,7 @@ session_free(struct mg_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	gw->nsessions--;
+	free(s->user);
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 	/*
@@ -86,8 +87,10 @@ session_free(struct mg_session *s)
 	 * (half of the peak, or all), hand it back to the system.
 	 */
 	if (gw->nsessions == 0 || gw->nsessions <= gw->trim_peak / 2) {
-		if (gw->trim_peak >= 64)
+		if (gw->trim_peak >= 64) {
 			malloc_trim(0);
+			gw->trim_logins = gw->trim_seen = 0;
+		}
 		gw->trim_peak = gw->nsessions;
 	}
 	if (gw->stopping && gw->nsessions == 0)
@@ -250,6 +253,7 @@ gw_accept_cb(uv_stream_t *server, int status)
 		s->next->prev = s;
 	gw->sessions = s;
 	gw->nsessions++;
+	gw->trim_logins++;
 	if (gw->nsessions > gw->trim_peak)
 		gw->trim_peak = gw->nsessions;
 	if (uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0) {
@@ -468,6 +472,14 @@ mg_session_relay(struct mg_session *s)
 	}
 }
 
+const char *
+mg_gateway_provider_name(struct mg_gateway *gw, const char *name)
+{
+	const struct mg_provider_cfg *p = mg_config_provider(gw->cfg, name);
+
+	return p != NULL ? p->name : NULL;
+}
+
 SSL_CTX *
 mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto proto,
     const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot, struct mg_resolved ***addrs)
@@ -504,7 +516,30 @@ gw_finish(struct mg_gateway *gw)
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_hup, NULL);
 	uv_close((uv_handle_t *)&gw->grace, NULL);
+	uv_close((uv_handle_t *)&gw->trim_timer, NULL);
 	mg_revoke_stop(gw);
+}
+
+/*
+ * Every TLS handshake borrows tens of KiB for its buffers; a burst of
+ * logins leaves that memory free but scattered between the sessions that
+ * stay. Once a burst of at least MG_TRIM_LOGINS sessions is over (a tick of
+ * the timer without a new session), the free pages are handed back, so
+ * that what idle sessions cost is what they hold.
+ */
+#define MG_TRIM_LOGINS		256
+#define MG_TRIM_TICK_MS		1000
+
+static void
+gw_trim_cb(uv_timer_t *t)
+{
+	struct mg_gateway *gw = t->data;
+
+	if (gw->trim_logins >= MG_TRIM_LOGINS && gw->trim_logins == gw->trim_seen) {
+		malloc_trim(0);
+		gw->trim_logins = 0;
+	}
+	gw->trim_seen = gw->trim_logins;
 }
 
 static void
@@ -738,6 +773,10 @@ mg_gateway_run(struct mg_config *cfg)
 	uv_signal_init(gw.loop, &gw.sig_term);
 	uv_signal_init(gw.loop, &gw.sig_hup);
 	uv_timer_init(gw.loop, &gw.grace);
+	uv_timer_init(gw.loop, &gw.trim_timer);
+	gw.trim_timer.data = &gw;
+	uv_timer_start(&gw.trim_timer, gw_trim_cb, MG_TRIM_TICK_MS, MG_TRIM_TICK_MS);
+	uv_unref((uv_handle_t *)&gw.trim_timer);
 	gw.sig_int.data = gw.sig_term.data = gw.sig_hup.data = gw.grace.data = &gw;
 	if (gw_setup(&gw) == -1 || gw_drop_privileges(&gw) == -1) {
 		gw.stopping = 1;

@@ -66,6 +66,9 @@ struct mg_gateway {
 	struct mg_session	*sessions;	/* all live sessions, for shutdown */
 	uint64_t		 nsessions;	/* live sessions */
 	uint64_t		 trim_peak;	/* most sessions since memory was last handed back */
+	uint64_t		 trim_logins;	/* sessions started since memory was last handed back */
+	uint64_t		 trim_seen;	/* trim_logins at the previous tick of trim_timer */
+	uv_timer_t		 trim_timer;	/* hands memory back after a burst of logins */
 	int			 stopping;
 	char			 hostname[256];	/* for SMTP greetings */
 	char			 dummy_hash[MG_HASH_MAX];	/* verified for unknown users, so timing does not tell */
@@ -118,13 +121,14 @@ struct mg_session {
 	int				 conn_counted;	/* counted in the connection limits */
 	int				 user_counted;	/* counted in auth_user's sessions */
 	int				 login_failures;	/* failed logins on this connection (login.c) */
-	char				 user[MG_NAME_MAX];	/* gateway user once authenticated (or attempted) */
-	char				 helo[256];	/* SMTP: the device's EHLO name, used upstream too */
+	char				*user;		/* the gateway user as typed at the last login (malloc'd), or NULL */
+	const char			*helo;		/* SMTP: the device's EHLO name, used upstream too
+							 * (in the front end's state: login only), or NULL */
 	char				 auth_user[MG_NAME_MAX];	/* the user whose credential was accepted ("" before) */
 	char				 device[MG_LABEL_MAX];	/* the device label that logged in ("" for the user's password) */
 	int64_t				 auth_gen;	/* the user's auth_gen at login, for revocation */
 	const char			*hash;		/* how the last credential was checked (static string, for logs) */
-	char				 provider[MG_NAME_MAX];	/* provider name once authenticated */
+	const char			*provider;	/* provider name once authenticated (the configuration's), or NULL */
 	const char			*close_reason;	/* static text for the close log line */
 	uint64_t			 up_bytes_in;	/* bytes from the provider (kept after the upstream is gone) */
 	uint64_t			 up_bytes_out;
@@ -164,6 +168,9 @@ void mg_session_set_timeout(struct mg_session *s, uint64_t ms);
  * The SSL_CTX used for a provider (by name), or NULL; *slot is where the
  * provider's TLS session for proto is kept for resumption.
  */
+/* The configuration's copy of a provider's name (lives as long as the gateway), or NULL. */
+const char *mg_gateway_provider_name(struct mg_gateway *gw, const char *name);
+
 SSL_CTX *mg_gateway_client_ctx(struct mg_gateway *gw, const char *provider, enum mg_proto proto,
     const struct mg_provider_cfg **pcfg, SSL_SESSION ***slot, struct mg_resolved ***addrs);
 

@@ -42,6 +42,7 @@ struct smtp_front {
 	int	auth;			/* SMTP_AUTH_* */
 	size_t	user_len;
 	char	user[MG_NAME_MAX];	/* AUTH LOGIN: the decoded user name */
+	char	helo[256];		/* the device's EHLO name (s->helo points here) */
 };
 
 static void	smtp_start(struct mg_session *);
@@ -68,6 +69,7 @@ smtp_start(struct mg_session *s)
 static void
 smtp_free(struct mg_session *s)
 {
+	s->helo = NULL;
 	mg_session_front_free(s, sizeof(struct smtp_front));
 }
 
@@ -104,9 +106,10 @@ smtp_ehlo(struct mg_session *s, struct smtp_front *f, const struct mg_mail_cmd *
 		return;
 	}
 	/* The device's name is what the provider is greeted with, too. */
-	if (c->arg1_len < sizeof(s->helo)) {
-		memcpy(s->helo, c->arg1, c->arg1_len);
-		s->helo[c->arg1_len] = '\0';
+	if (c->arg1_len < sizeof(f->helo)) {
+		memcpy(f->helo, c->arg1, c->arg1_len);
+		f->helo[c->arg1_len] = '\0';
+		s->helo = f->helo;
 	}
 	f->ehlo = 1;
 	f->auth = SMTP_AUTH_NONE;

@@ -130,8 +130,8 @@ up_imap_astring(struct mg_upstream *u, size_t *off, const char *v, size_t vlen, 
 static int
 up_imap_login_cmd(struct mg_upstream *u)
 {
-	const char	*vals[2] = { u->login, u->lg->secret };
-	size_t		 lens[2] = { strlen(u->login), u->lg->secret_len };
+	const char	*vals[2] = { u->lg->login, u->lg->secret };
+	size_t		 lens[2] = { strlen(u->lg->login), u->lg->secret_len };
 	size_t		 off = 0;
 	int		 i, lit, litplus = up_imap_has(u, "LITERAL+");
 	char		 head[32];
@@ -173,7 +173,7 @@ up_imap_login(struct mg_upstream *u)
 	if (!mg_upstream_may_send_secret(u))
 		return;
 	if (up_imap_has(u, "AUTH=PLAIN")) {
-		n = mg_sasl_plain_encode("", u->login, u->lg->secret, b64, sizeof(b64));
+		n = mg_sasl_plain_encode("", u->lg->login, u->lg->secret, b64, sizeof(b64));
 		if (n < 0) {
 			mg_upstream_fail(u, "the stored credentials are too long");
 			return;
@@ -274,7 +274,7 @@ up_imap_tagged(struct mg_upstream *u, const struct mg_imap_resp *r)
 		if (r->status != MG_IMAP_ST_OK) {
 			mg_log_escape(r->text, r->text_len, esc, sizeof(esc));
 			mg_log_warn(u->s->id, "upstream login refused host=%s login=%s reply=\"%s\"",
-			    u->ep->host, u->login, esc);
+			    u->ep->host, u->lg->login, esc);
 			mg_upstream_fail(u, "the provider refused the stored credentials");
 			return;
 		}

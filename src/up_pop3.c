@@ -67,7 +67,7 @@ up_pop3_login(struct mg_upstream *u)
 	if (!mg_upstream_may_send_secret(u))
 		return;
 	if (mg_smtp_ehlo_has(u->lg->caps, "SASL", "PLAIN")) {
-		n = mg_sasl_plain_encode("", u->login, u->lg->secret, b64, sizeof(b64));
+		n = mg_sasl_plain_encode("", u->lg->login, u->lg->secret, b64, sizeof(b64));
 		mg_upstream_wipe(u);
 		if (n < 0) {
 			mg_upstream_fail(u, "the stored credentials are too long");
@@ -80,7 +80,7 @@ up_pop3_login(struct mg_upstream *u)
 		return;
 	}
 	u->state = UP_USER;
-	(void)mg_upstream_send(u, "USER %s\r\n", u->login);
+	(void)mg_upstream_send(u, "USER %s\r\n", u->lg->login);
 }
 
 static void
@@ -90,7 +90,7 @@ up_pop3_refused(struct mg_upstream *u, const struct mg_pop3_resp *r)
 
 	mg_log_escape(r->text, r->text_len, esc, sizeof(esc));
 	mg_log_warn(u->s->id, "upstream login refused host=%s login=%s reply=\"%s\"", u->ep->host,
-	    u->login, esc);
+	    u->lg->login, esc);
 	mg_upstream_wipe(u);
 	/* RFC 3206: [SYS/TEMP] and [IN-USE] are the provider's own trouble. */
 	if (r->code != NULL && r->code_len >= 3 && (strncasecmp(r->code, "SYS", 3) == 0 ||

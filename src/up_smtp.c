@@ -53,7 +53,8 @@ up_smtp_ehlo(struct mg_upstream *u)
 	u->lg->caps_len = 0;
 	u->state = US_EHLO;
 	u->lg->ehlo_first = 1;
-	(void)mg_upstream_send(u, "EHLO %s\r\n", s->helo[0] != '\0' ? s->helo : s->gw->hostname);
+	(void)mg_upstream_send(u, "EHLO %s\r\n",
+	    s->helo != NULL && s->helo[0] != '\0' ? s->helo : s->gw->hostname);
 }
 
 static void
@@ -86,7 +87,7 @@ up_smtp_login(struct mg_upstream *u)
 	if (!mg_upstream_may_send_secret(u))
 		return;
 	if (mg_smtp_ehlo_has(u->lg->caps, "AUTH", "PLAIN")) {
-		n = mg_sasl_plain_encode("", u->login, u->lg->secret, b64, sizeof(b64));
+		n = mg_sasl_plain_encode("", u->lg->login, u->lg->secret, b64, sizeof(b64));
 		mg_upstream_wipe(u);
 		if (n < 0) {
 			mg_upstream_fail(u, "the stored credentials are too long");
@@ -109,7 +110,7 @@ up_smtp_refused(struct mg_upstream *u, const struct mg_smtp_reply_line *r)
 
 	mg_log_escape(r->text, r->text_len, esc, sizeof(esc));
 	mg_log_warn(u->s->id, "upstream login refused host=%s login=%s code=%d reply=\"%s\"", u->ep->host,
-	    u->login, r->code, esc);
+	    u->lg->login, r->code, esc);
 	mg_upstream_wipe(u);
 	if (r->code >= 400 && r->code < 500)
 		mg_upstream_fail(u, "the provider is temporarily unavailable");
@@ -197,7 +198,7 @@ up_smtp_line(struct mg_upstream *u, const char *line, size_t len)
 			return;
 		if (u->state == US_AUTH_LOGIN) {
 			u->state = US_AUTH_LOGIN_USER;
-			up_smtp_b64(u, u->login, strlen(u->login));
+			up_smtp_b64(u, u->lg->login, strlen(u->lg->login));
 		} else {
 			u->state = US_AUTH_LOGIN_PASS;
 			up_smtp_b64(u, u->lg->secret, u->lg->secret_len);

@@ -58,7 +58,7 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	u->addrs = addrs;
 	u->done = done;
 	u->proto = proto == MG_PROTO_POP3 ? &mg_up_pop3 : proto == MG_PROTO_SMTP ? &mg_up_smtp : &mg_up_imap;
-	snprintf(u->login, sizeof(u->login), "%s", r->login);
+	snprintf(u->lg->login, sizeof(u->lg->login), "%s", r->login);
 	memcpy(u->lg->secret, r->secret, r->secret_len);
 	u->lg->secret_len = r->secret_len;
 
@@ -307,17 +307,18 @@ mg_upstream_fail(struct mg_upstream *u, const char *fmt, ...)
 {
 	struct mg_session	*s = u->s;
 	va_list			 ap;
+	char			 reason[160];
 
 	if (u->phase == MG_UP_READY || u->phase == MG_UP_FAILED)
 		return;
 	u->phase = MG_UP_FAILED;
 	va_start(ap, fmt);
-	vsnprintf(u->reason, sizeof(u->reason), fmt, ap);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	mg_upstream_wipe(u);
 	mg_upstream_close(u);
 	s->up = NULL;
-	u->done(s, -1, u->reason);
+	u->done(s, -1, reason);
 	up_login_free(u);
 }
 

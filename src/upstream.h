@@ -81,15 +81,14 @@ struct mg_upstream {
 	int				 retrying;
 	int				 tls_wait;	/* a STARTTLS handshake is under way */	/* the conn is closing to try the next address */
 	char				 addr[64];	/* the address connected to, for logs */
-	char				 login[MG_NAME_MAX];
 	int				 tagno;		/* IMAP: next tag number */
 	char				 tag[16];	/* IMAP: the tag awaited */
-	char				 reason[160];
 	struct mg_up_login		*lg;		/* login state, freed once logged in (idle sessions stay small) */
 };
 
 /* What only the login needs: malloc'd with the upstream, freed after done() ran. */
 struct mg_up_login {
+	char				 login[MG_NAME_MAX];	/* the account's login at the provider */
 	char				 secret[MG_SECRET_MAX];	/* wiped after use */
 	size_t				 secret_len;
 	char				 caps[1024];	/* capabilities as last announced (SMTP: one EHLO line each) */
