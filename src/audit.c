@@ -20,7 +20,6 @@
  * transaction per batch instead of one per login, and uses one thread-pool
  * round trip for it.
  */
-#define AUDIT_BATCH_MAX	512		/* records per transaction */
 #define AUDIT_QUEUE_MAX	100000		/* beyond this, records are dropped (and counted in the log) */
 
 struct mg_audit_queue {

@@ -24,7 +24,6 @@ struct mg_conn_wreq {
 	size_t		 len;
 	uint8_t		 data[];
 };
-#define conn_wreq mg_conn_wreq
 
 /* TLS record overhead allowance per record when reserving (TLS 1.2 GCM: 29 bytes). */
 #define CONN_RECORD_SLACK	64
@@ -51,9 +50,9 @@ static int	conn_wpend_reserve(struct mg_conn *, size_t);
  * OpenSSL at once, so no two connections ever use it at the same time.
  */
 static _Thread_local uint8_t conn_rx[MG_CONN_RXBUF];
-static struct conn_wreq *conn_wreq_new(struct mg_conn *, size_t, size_t);
-static int	conn_wreq_submit(struct mg_conn *, struct conn_wreq *, size_t);
-static void	conn_wreq_free(struct mg_conn *, struct conn_wreq *);
+static struct mg_conn_wreq *conn_wreq_new(struct mg_conn *, size_t, size_t);
+static int	conn_wreq_submit(struct mg_conn *, struct mg_conn_wreq *, size_t);
+static void	conn_wreq_free(struct mg_conn *, struct mg_conn_wreq *);
 
 
 int
@@ -314,10 +313,10 @@ conn_update_reading(struct mg_conn *c)
 }
 
 /* A write request with room for len bytes; NULL (and c failed) when out of memory. */
-static struct conn_wreq *
+static struct mg_conn_wreq *
 conn_wreq_new(struct mg_conn *c, size_t len, size_t plain)
 {
-	struct conn_wreq *w;
+	struct mg_conn_wreq *w;
 
 	if ((w = malloc(sizeof(*w) + len)) == NULL) {
 		conn_fail(c, "write", "out of memory");
@@ -331,7 +330,7 @@ conn_wreq_new(struct mg_conn *c, size_t len, size_t plain)
 
 /* Frees a write request whose bytes are gone (written, or never to be). */
 static void
-conn_wreq_free(struct mg_conn *c, struct conn_wreq *w)
+conn_wreq_free(struct mg_conn *c, struct mg_conn_wreq *w)
 {
 	/* Plaintext requests may hold protocol secrets (upstream login lines). */
 	if (c->wipe && !c->tls_on)
@@ -346,9 +345,9 @@ conn_wreq_free(struct mg_conn *c, struct conn_wreq *w)
  * callback and no re-arming of the poll set. On failure frees w and fails c.
  */
 static int
-conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w, size_t cap)
+conn_wreq_submit(struct mg_conn *c, struct mg_conn_wreq *w, size_t cap)
 {
-	struct conn_wreq	*nw;
+	struct mg_conn_wreq	*nw;
 	uv_buf_t		 b = uv_buf_init((char *)w->data, (unsigned int)w->len);
 	size_t			 off = 0;
 	int			 r;
@@ -384,7 +383,7 @@ conn_wreq_submit(struct mg_conn *c, struct conn_wreq *w, size_t cap)
 static int
 conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
 {
-	struct conn_wreq *w;
+	struct mg_conn_wreq *w;
 
 	if ((w = conn_wreq_new(c, len, plain)) == NULL)
 		return -1;
@@ -396,7 +395,7 @@ conn_send(struct mg_conn *c, const uint8_t *data, size_t len, size_t plain)
 static int
 conn_wpend_reserve(struct mg_conn *c, size_t len)
 {
-	struct conn_wreq	*w = c->wpend, *nw;
+	struct mg_conn_wreq	*w = c->wpend, *nw;
 	size_t			 have = w != NULL ? w->len : 0, cap;
 
 	if (w != NULL && have + len <= c->wpend_cap)
@@ -436,7 +435,7 @@ conn_tls_sink(void *arg, const uint8_t *data, size_t len)
 static int
 conn_flush_tls(struct mg_conn *c, size_t plain)
 {
-	struct conn_wreq	*w = c->wpend;
+	struct mg_conn_wreq	*w = c->wpend;
 	size_t			 cap = c->wpend_cap;
 
 	if (w == NULL)
@@ -454,7 +453,7 @@ conn_flush_tls(struct mg_conn *c, size_t plain)
 static void
 conn_write_cb(uv_write_t *req, int status)
 {
-	struct conn_wreq	*w = (struct conn_wreq *)req;
+	struct mg_conn_wreq	*w = (struct mg_conn_wreq *)req;
 	struct mg_conn		*c = w->c;
 
 	c->wq_bytes -= w->cost;

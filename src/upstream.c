@@ -149,7 +149,9 @@ up_parse_literal(struct mg_upstream *u, char *port, size_t portlen)
 static void
 up_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-	struct mg_upstream *u = req->data;
+	struct mg_upstream	*u = req->data;
+	struct addrinfo		*ai;
+	int			 n;
 
 	u->handles--;
 	u->gai_pending = 0;
@@ -166,17 +168,17 @@ up_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		mg_upstream_fail(u, "cannot resolve the provider's host name");
 		return;
 	}
-	/* Kept for the next logins too; if there is no memory for that, for this one alone. */
-	if ((u->res = up_resolved_new(u, res, uv_now(u->s->gw->loop) + MG_RESOLVE_TTL_MS)) != NULL)
-		u->res->refs++;
-	else if ((u->res = calloc(1, sizeof(*u->res))) != NULL) {
-		u->res->refs = 1;
-		u->res->ai = res;
-	} else {
+	for (n = 0, ai = res; ai != NULL; ai = ai->ai_next)
+		n++;
+	mg_log_info(u->s->id, "upstream resolved host=%s addresses=%d cached_s=%d", u->ep->host, n,
+	    MG_RESOLVE_TTL_MS / 1000);
+	/* Kept in the endpoint's slot for the next logins too. */
+	if ((u->res = up_resolved_new(u, res, uv_now(u->s->gw->loop) + MG_RESOLVE_TTL_MS)) == NULL) {
 		uv_freeaddrinfo(res);
 		mg_upstream_fail(u, "out of memory");
 		return;
 	}
+	u->res->refs++;
 	u->ai_next = u->res->ai;
 	u->phase = MG_UP_CONNECT;
 	up_try_connect(u);

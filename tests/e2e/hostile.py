@@ -245,6 +245,8 @@ class HostileProvider:
         self.stopping = False
 
     def start(self):
+        """Listens (again, after stop(), on the same port)."""
+        self.stopping = False
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.addr, self.port))

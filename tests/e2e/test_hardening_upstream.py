@@ -26,9 +26,9 @@ import time
 import pytest
 
 from harness import IO_TIMEOUT, RawIMAP, RawPOP3, wait_for
-from hostile import (LOGIN_OK, PROTOS, TEMP_FAIL, BigMessage, FakeSet, device, fake_for, garbage,
-                     login, make_leaf, new_gateway, probe, rss_kb, running_gateway, secret_forms,
-                     server_context, silent)
+from hostile import (LOGIN_OK, PROTOS, TEMP_FAIL, BigMessage, FakeSet, HostileProvider, device,
+                     fake_for, garbage, login, make_leaf, new_gateway, probe, rss_kb,
+                     running_gateway, secret_forms, server_context, silent)
 
 CONNECT_TIMEOUT = 2
 
@@ -345,6 +345,33 @@ def read_to_eof(c):
         data += chunk
 
 
+UPSTREAM_CONNECTED = re.compile(r"upstream connected host=\S+ addr=\S+ port=(\d+) .*resumed=(yes|no)")
+GOODBYE = {"imap": ("z", "LOGOUT"), "pop3": ("QUIT",), "smtp": ("QUIT",)}
+
+
+@pytest.mark.parametrize("proto", PROTOS)
+def test_upstream_tls_session_resumed_after_unclean_end(hgw, fakes, proto):
+    # The fake closes its socket after LOGOUT/QUIT without a close_notify,
+    # and the device closes too, so no session ends with one. The ticket
+    # the provider gave must still be offered, and taken, at the next
+    # login there (OpenSSL's default would mark it unresumable).
+    u = fake_user(hgw)
+    fake = fakes[(proto, "implicit")]
+    fake.reset(fake_for(proto, {u.login: u.app_password}))
+    off = log_offset(hgw)
+    for _ in range(3):
+        c = device(hgw, proto, "implicit")
+        try:
+            reply = login(c, proto, u.name, u.password)
+            assert LOGIN_OK[proto].match(reply), reply
+            c.command(*GOODBYE[proto])
+        finally:
+            c.close()
+    lines = UPSTREAM_CONNECTED.findall(hgw.log_text()[off:])
+    assert len(lines) == 3 and len({port for port, _ in lines}) == 1, lines
+    assert [resumed for _, resumed in lines[1:]] == ["yes", "yes"], hgw.log_text()[off:]
+
+
 def test_provider_closes_mid_fetch(hgw, fakes):
     u = fake_user(hgw)
     msg = BigMessage(8 << 20, seed=3)
@@ -409,3 +436,39 @@ def test_no_secret_in_log_after_hostile_providers(hgw):
     log = hgw.log_text()
     assert not re.search(r"app-[0-9a-f]{16}", log), re.search(r".*app-[0-9a-f]{16}.*", log).group(0)
     assert not re.search(r"gw-[0-9a-f]{16}", log), re.search(r".*gw-[0-9a-f]{16}.*", log).group(0)
+
+
+RESOLVED = re.compile(r"upstream resolved host=localhost addresses=\d+")
+
+
+def test_provider_name_looked_up_once_and_again_when_unreachable(workdir, ca, dovecot, postfix):
+    # A provider named by host name: the first login looks the name up, the
+    # next ones use the cached addresses; when none of them answers, the
+    # cache is dropped and the next login looks the name up again.
+    fake = HostileProvider(ca, "imap", "implicit", addr="127.0.0.1").start()
+    try:
+        u = User("named1", "gw-" + secrets.token_hex(8), "named", "n1@fake.test",
+                 "app-" + secrets.token_hex(8))
+        fake.reset(fake_for("imap", {u.login: u.app_password}))
+        extra = "  named:\n    imap: { host: localhost, port: %d, tls: implicit }\n" \
+                "    ca_file: %s\n" % (fake.port, ca.ca_cert)
+        gw = new_gateway(workdir, ca, dovecot, postfix, providers_extra=extra)
+        with running_gateway(gw) as g:
+            g.add_user(u.name, u.password)
+            g.set_account(u.name, "named", u.login, u.app_password)
+            for _ in range(2):
+                reply, _ = try_login(g, "imap", u)
+                assert LOGIN_OK["imap"].match(reply), reply
+            assert len(RESOLVED.findall(g.log_text())) == 1, g.log_text()
+            fake.stop()
+            reply, _ = try_login(g, "imap", u)
+            assert TEMP_FAIL["imap"].match(reply), reply
+            assert len(RESOLVED.findall(g.log_text())) == 1, g.log_text()
+            fake.start()
+            reply, _ = try_login(g, "imap", u)
+            assert LOGIN_OK["imap"].match(reply), reply
+            assert len(RESOLVED.findall(g.log_text())) == 2, g.log_text()
+            # Address literals are never looked up.
+            assert "upstream resolved host=127." not in g.log_text()
+    finally:
+        fake.stop()

@@ -1396,6 +1396,42 @@ test_audit(void **state)
 	mg_store_close(st);
 }
 
+/* A batch goes in whole, in order; a batch with one bad record goes in not at all. */
+static void
+test_audit_add_many(void **state)
+{
+	struct fixture		*f = *state;
+	struct mg_store		*st;
+	struct mg_audit		 a[4];
+	struct collect_audit	 ca;
+	char			 err[MG_ERRLEN];
+
+	st = store_open(f);
+	make_audit(&a[0], 1000, "login", "alice", "phone", "imap", "ok", "b1");
+	make_audit(&a[1], 900, "login", "bob", "", "smtp", "fail", "b2");
+	make_audit(&a[2], 0, "login", "alice", "", "pop3", "tempfail", "b3");
+	assert_int_equal(mg_store_audit_add_many(st, a, 3, err, sizeof(err)), 0);
+	assert_int_equal(mg_store_audit_add_many(st, a, 0, err, sizeof(err)), 0);
+	/* The fourth record is refused, so none of the four is written. */
+	make_audit(&a[0], 1000, "login", "carol", "", "imap", "ok", "c1");
+	make_audit(&a[1], 1000, "login", "carol", "", "imap", "ok", "c2");
+	make_audit(&a[2], 1000, "login", "carol", "", "imap", "ok", "c3");
+	make_audit(&a[3], 1000, "login", "carol\nresult=ok", "", "imap", "ok", "c4");
+	assert_int_equal(mg_store_audit_add_many(st, a, 4, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "control"));
+	memset(&ca, 0, sizeof(ca));
+	assert_int_equal(mg_store_audit_list(st, NULL, 0, collect_audit_cb, &ca, err, sizeof(err)), 0);
+	assert_string_equal(ca.c.names, "b1,b2,b3");
+	assert_int_equal(ca.first.ts, 1000);
+	assert_string_equal(ca.first.device, "phone");
+	/* The first three alone go in. */
+	assert_int_equal(mg_store_audit_add_many(st, a, 3, err, sizeof(err)), 0);
+	memset(&ca, 0, sizeof(ca));
+	assert_int_equal(mg_store_audit_list(st, "carol", 0, collect_audit_cb, &ca, err, sizeof(err)), 0);
+	assert_string_equal(ca.c.names, "c1,c2,c3");
+	mg_store_close(st);
+}
+
 static void
 test_audit_validation(void **state)
 {
@@ -1805,6 +1841,7 @@ test_concurrent(void **state)
 	cmocka_unit_test_setup_teardown(test_devices, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_device_validation, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_audit, setup, teardown), \
+	cmocka_unit_test_setup_teardown(test_audit_add_many, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_audit_validation, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_account_reseal, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown)
