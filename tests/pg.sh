@@ -164,26 +164,18 @@ start)
 			die "initdb failed"
 		}
 	fi
-	# -W: pg_ctl returns at once; we wait below with our own deadline, and
-	# the postmaster runs in its own session, detached from ours.
-	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -W -s \
+	# -w: pg_ctl itself waits until the server accepts connections (it reads
+	# the postmaster's PID file and notices a postmaster that died at
+	# startup), for at most START_DEADLINE seconds; the postmaster runs in
+	# its own session, detached from ours.
+	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$START_DEADLINE" -s \
 	    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB -c log_min_messages=warning" \
-	    start || die "pg_ctl start failed; see $dir/postgres.log"
-	started=$(date +%s)
-	until "$PG_BIN/pg_isready" -q -h "$dir" -p "$port" -t 1; do
-		now=$(date +%s)
-		if [ "$now" -ge $((started + START_DEADLINE)) ]; then
-			tail -n 20 "$dir/postgres.log" >&2 || true
-			die "the server in $dir did not accept connections within ${START_DEADLINE}s"
-		fi
-		# The postmaster writes its PID file first thing; without a live
-		# one after a moment, it died at startup and will never be ready.
-		if [ "$now" -ge $((started + 2)) ] && [ -z "$(our_pid)" ]; then
-			tail -n 20 "$dir/postgres.log" >&2 || true
-			die "the server in $dir exited at startup"
-		fi
-		sleep 0.1
-	done
+	    start || {
+		tail -n 20 "$dir/postgres.log" >&2 || true
+		die "the server in $dir did not start and accept connections within ${START_DEADLINE}s"
+	}
+	"$PG_BIN/pg_isready" -q -h "$dir" -p "$port" -t 5 ||
+		die "pg_ctl reported the server in $dir started, but it does not accept connections"
 	psql_su <<-'EOF'
 	DO $$ BEGIN CREATE ROLE mailgate LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 	EOF
