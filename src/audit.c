@@ -162,7 +162,7 @@ mg_audit_login(struct mg_session *s, const char *result, const char *reason)
 	memset(&rec, 0, sizeof(rec));
 	rec.ts = time(NULL);
 	snprintf(rec.kind, sizeof(rec.kind), "login");
-	audit_copy(rec.user, sizeof(rec.user), s->auth_user[0] ? s->auth_user : s->user != NULL ? s->user : "");
+	audit_copy(rec.user, sizeof(rec.user), s->auth_user != NULL ? s->auth_user : s->user != NULL ? s->user : "");
 	audit_copy(rec.device, sizeof(rec.device), s->device);
 	snprintf(rec.proto, sizeof(rec.proto), "%s", s->ops->name);
 	audit_copy(rec.client, sizeof(rec.client), s->peer);

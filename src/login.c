@@ -167,7 +167,18 @@ login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 		break;
 	}
 	mg_limits_login_ok(s->gw->limits, r->user);
+	/* Revocation follows the session by this name: no name, no session. */
+	free(s->auth_user);
+	if ((s->auth_user = strdup(r->user)) == NULL) {
+		login_log(s, "tempfail", "out of memory", "out of memory", r->hash);
+		s->device[0] = '\0';
+		s->login->tempfail(s, "try again later");
+		login_resume(s);
+		return;
+	}
 	if (mg_limits_user_open(s->gw->limits, r->user) == -1) {
+		free(s->auth_user);
+		s->auth_user = NULL;
 		login_log(s, "tempfail", "too many sessions for the user", "too many sessions for the user", r->hash);
 		s->device[0] = '\0';
 		s->login->tempfail(s, "too many sessions for this user; close some and retry");
@@ -175,7 +186,6 @@ login_auth_done(struct mg_session *s, struct mg_auth_result *r)
 		return;
 	}
 	s->user_counted = 1;
-	snprintf(s->auth_user, sizeof(s->auth_user), "%s", r->user);
 	s->auth_gen = r->auth_gen;
 	s->provider = mg_gateway_provider_name(s->gw, r->provider);
 	s->state = MG_SS_UPSTREAM;
@@ -193,7 +203,9 @@ login_upstream_done(struct mg_session *s, int status, const char *reason)
 		if (s->user_counted)
 			mg_limits_user_close(s->gw->limits, s->auth_user);
 		s->user_counted = 0;
-		s->auth_user[0] = s->device[0] = '\0';
+		free(s->auth_user);
+		s->auth_user = NULL;
+		s->device[0] = '\0';
 		s->login->tempfail(s, reason);
 		login_resume(s);
 		return;

@@ -130,7 +130,7 @@ revoke_gen_after(uv_work_t *w, int status)
 	st->gen = j->gen;
 	mg_auth_cache_clear(gw);
 	for (s = gw->sessions; s != NULL; s = s->next)
-		if (!s->closing && s->auth_user[0] != '\0')
+		if (!s->closing && s->auth_user != NULL)
 			n++;
 	if (n == 0) {
 		revoke_job_done(gw, j);
@@ -144,7 +144,7 @@ revoke_gen_after(uv_work_t *w, int status)
 	for (s = gw->sessions; s != NULL && j->nitems < n; s = s->next) {
 		struct revoke_item *it;
 
-		if (s->closing || s->auth_user[0] == '\0')
+		if (s->closing || s->auth_user == NULL)
 			continue;
 		it = &j->items[j->nitems++];
 		it->id = s->id;

@@ -80,6 +80,7 @@ session_free(struct mg_session *s)
 		s->next->prev = s->prev;
 	gw->nsessions--;
 	free(s->user);
+	free(s->auth_user);
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 	/*

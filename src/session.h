@@ -124,7 +124,7 @@ struct mg_session {
 	char				*user;		/* the gateway user as typed at the last login (malloc'd), or NULL */
 	const char			*helo;		/* SMTP: the device's EHLO name, used upstream too
 							 * (in the front end's state: login only), or NULL */
-	char				 auth_user[MG_NAME_MAX];	/* the user whose credential was accepted ("" before) */
+	char				*auth_user;	/* the user whose credential was accepted (malloc'd), or NULL */
 	char				 device[MG_LABEL_MAX];	/* the device label that logged in ("" for the user's password) */
 	int64_t				 auth_gen;	/* the user's auth_gen at login, for revocation */
 	const char			*hash;		/* how the last credential was checked (static string, for logs) */

@@ -86,9 +86,16 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_ADDRCONFIG;
 	snprintf(port, sizeof(port), "%u", u->ep->port);
-	u->gai.data = u;
 	u->phase = MG_UP_RESOLVE;
-	if (uv_getaddrinfo(s->gw->loop, &u->gai, up_gai_cb, u->ep->host, port, &hints) != 0) {
+	/* Allocated only for a lookup, which the address cache makes rare. */
+	if ((u->gai = malloc(sizeof(*u->gai))) == NULL) {
+		mg_upstream_fail(u, "out of memory");
+		return 0;
+	}
+	u->gai->data = u;
+	if (uv_getaddrinfo(s->gw->loop, u->gai, up_gai_cb, u->ep->host, port, &hints) != 0) {
+		free(u->gai);
+		u->gai = NULL;
 		mg_upstream_fail(u, "cannot resolve the provider's host name");
 		return 0;
 	}
@@ -155,6 +162,8 @@ up_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 	u->handles--;
 	u->gai_pending = 0;
+	free(u->gai);
+	u->gai = NULL;
 	if (u->phase != MG_UP_RESOLVE) {
 		/* Cancelled or failed meanwhile. */
 		if (res != NULL)
@@ -366,7 +375,7 @@ mg_upstream_close(struct mg_upstream *u)
 	u->retrying = 0;
 	if (u->gai_pending) {
 		/* A pending lookup is cancelled; its callback still runs. */
-		(void)uv_cancel((uv_req_t *)&u->gai);
+		(void)uv_cancel((uv_req_t *)u->gai);
 	}
 	if (!uv_is_closing((uv_handle_t *)&u->timer))
 		uv_close((uv_handle_t *)&u->timer, up_timer_close_cb);

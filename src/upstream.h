@@ -69,7 +69,7 @@ struct mg_upstream {
 	SSL_CTX				*ctx;
 	SSL_SESSION			**resume;	/* the provider's session slot (the gateway owns it) */
 	mg_upstream_cb			 done;
-	uv_getaddrinfo_t		 gai;
+	uv_getaddrinfo_t		*gai;		/* a name lookup under way (malloc'd), or NULL */
 	uv_timer_t			 timer;		/* connect + TLS + login deadline */
 	struct mg_resolved		**addrs;	/* the endpoint's address cache slot (the gateway owns it) */
 	struct mg_resolved		*res;		/* addresses being tried (a reference, dropped once connected) */
