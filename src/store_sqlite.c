@@ -41,10 +41,26 @@
 
 #define SQ_BUSY_TIMEOUT_MS	5000	/* wait this long for another process's lock */
 
+/*
+ * The statements of the login path (user, account and device lookups, the
+ * generation, device logins, audit records) are prepared once and kept:
+ * compiling SQL costs more than running these one-row queries. Keyed by the
+ * address of their constant SQL text; a statement in use (a callback
+ * re-entering the store) is not handed out twice.
+ */
+#define SQ_CACHE_SIZE	8
+
+struct sq_cached {
+	const char	*sql;		/* a string literal */
+	sqlite3_stmt	*stmt;
+	int		 busy;
+};
+
 struct sq_store {
-	sqlite3	*db;		/* the one connection, serialized mode */
-	char	*path;		/* the database file, for error messages */
-	int	 version;	/* schema version reached at open */
+	sqlite3			*db;		/* the one connection, serialized mode */
+	char			*path;		/* the database file, for error messages */
+	int			 version;	/* schema version reached at open */
+	struct sq_cached	 cache[SQ_CACHE_SIZE];	/* guarded by the connection's mutex */
 };
 
 /*
@@ -124,6 +140,9 @@ static void	sq_unlock(struct sq_store *);
 static void	sq_err(struct sq_store *, const char *, char *, size_t);
 static int	sq_exec(struct sq_store *, const char *, const char *, char *, size_t);
 static int	sq_prepare(struct sq_store *, const char *, sqlite3_stmt **, const char *, char *, size_t);
+static int	sq_prepare_cached(struct sq_store *, const char *, sqlite3_stmt **, const char *, char *,
+		    size_t);
+static void	sq_finish(struct sq_store *, sqlite3_stmt *);
 static int	sq_query_int(struct sq_store *, const char *, int *, char *, size_t);
 static int	sq_query_text(struct sq_store *, const char *, char *, size_t, char *, size_t);
 static int	sq_create_file(const char *, char *, size_t);
@@ -242,6 +261,56 @@ sq_prepare(struct sq_store *s, const char *sql, sqlite3_stmt **stmt, const char 
 		return -1;
 	}
 	return 0;
+}
+
+/* sq_prepare() for constant SQL on a hot path: the statement comes from, and goes back to, the cache. */
+static int
+sq_prepare_cached(struct sq_store *s, const char *sql, sqlite3_stmt **stmt, const char *what,
+    char *err, size_t errlen)
+{
+	struct sq_cached	*c, *free_slot = NULL;
+	size_t			 i;
+
+	for (i = 0; i < SQ_CACHE_SIZE; i++) {
+		c = &s->cache[i];
+		if (c->sql == sql && !c->busy) {
+			c->busy = 1;
+			*stmt = c->stmt;
+			return 0;
+		}
+		if (c->sql == NULL && free_slot == NULL)
+			free_slot = c;
+	}
+	if (free_slot == NULL)
+		return sq_prepare(s, sql, stmt, what, err, errlen);
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) != SQLITE_OK) {
+		*stmt = NULL;
+		sq_err(s, what, err, errlen);
+		return -1;
+	}
+	free_slot->sql = sql;
+	free_slot->stmt = *stmt;
+	free_slot->busy = 1;
+	return 0;
+}
+
+/* Ends the use of a statement: a cached one is reset for the next call, another finalized. */
+static void
+sq_finish(struct sq_store *s, sqlite3_stmt *stmt)
+{
+	size_t i;
+
+	if (stmt == NULL)
+		return;
+	for (i = 0; i < SQ_CACHE_SIZE; i++) {
+		if (s->cache[i].stmt == stmt) {
+			(void)sqlite3_reset(stmt);
+			(void)sqlite3_clear_bindings(stmt);
+			s->cache[i].busy = 0;
+			return;
+		}
+	}
+	sqlite3_finalize(stmt);
 }
 
 /* Runs a statement that returns one integer, such as a PRAGMA query. */
@@ -508,14 +577,17 @@ static void
 sq_close(void *impl)
 {
 	struct sq_store	*s = impl;
+	size_t		 i;
 
 	if (s == NULL)
 		return;
 	/*
-	 * Every statement is finalized by the call that prepared it, so this
-	 * closes at once; the _v2 form would still not leave a dangling
-	 * handle if one were ever missed.
+	 * Every statement but the cached ones is finalized by the call that
+	 * prepared it, so this closes at once; the _v2 form would still not
+	 * leave a dangling handle if one were ever missed.
 	 */
+	for (i = 0; i < SQ_CACHE_SIZE; i++)
+		sqlite3_finalize(s->cache[i].stmt);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);
@@ -793,7 +865,7 @@ sq_user_get(void *impl, const char *user, struct mg_user *out, char *err, size_t
 	int		 rc, ret = -1;
 
 	sq_lock(s);
-	if (sq_prepare(s, "SELECT " SQ_USER_COLS " FROM users WHERE name = ?1",
+	if (sq_prepare_cached(s, "SELECT " SQ_USER_COLS " FROM users WHERE name = ?1",
 	    &stmt, "looking up a user", err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -808,7 +880,7 @@ sq_user_get(void *impl, const char *user, struct mg_user *out, char *err, size_t
 	else if (sq_row_user(s, stmt, out, err, errlen) == 0)
 		ret = 1;
 fail:
-	sqlite3_finalize(stmt);
+	sq_finish(s, stmt);
 	sq_unlock(s);
 	return ret;
 }
@@ -906,7 +978,7 @@ sq_account_get(void *impl, const char *user, const char *provider, struct mg_acc
 		sql = "SELECT user, provider, login, kind, secret, updated FROM accounts"
 		    " WHERE user = ?1 ORDER BY provider LIMIT 1";
 	sq_lock(s);
-	if (sq_prepare(s, sql, &stmt, "looking up an account", err, errlen) == -1)
+	if (sq_prepare_cached(s, sql, &stmt, "looking up an account", err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    (provider != NULL &&
@@ -922,7 +994,7 @@ sq_account_get(void *impl, const char *user, const char *provider, struct mg_acc
 	else if (sq_row_account(s, stmt, out, err, errlen) == 0)
 		ret = 1;
 fail:
-	sqlite3_finalize(stmt);
+	sq_finish(s, stmt);
 	sq_unlock(s);
 	return ret;
 }
@@ -1136,7 +1208,7 @@ sq_device_lookup(struct sq_store *s, const char *sql, const char *user, const ch
 	int		 rc, ret = -1;
 
 	sq_lock(s);
-	if (sq_prepare(s, sql, &stmt, what, err, errlen) == -1)
+	if (sq_prepare_cached(s, sql, &stmt, what, err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -1151,7 +1223,7 @@ sq_device_lookup(struct sq_store *s, const char *sql, const char *user, const ch
 	else if (sq_row_device(s, stmt, out, err, errlen) == 0)
 		ret = 1;
 fail:
-	sqlite3_finalize(stmt);
+	sq_finish(s, stmt);
 	sq_unlock(s);
 	return ret;
 }
@@ -1227,7 +1299,7 @@ sq_device_touch(void *impl, const char *user, const char *label, time_t when, co
 	int		 ret = -1;
 
 	sq_lock(s);
-	if (sq_prepare(s, "UPDATE devices SET last_used = ?3, last_addr = ?4"
+	if (sq_prepare_cached(s, "UPDATE devices SET last_used = ?3, last_addr = ?4"
 	    " WHERE user = ?1 AND label = ?2", &stmt, what, err, errlen) == -1)
 		goto fail;
 	if (sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -1240,7 +1312,7 @@ sq_device_touch(void *impl, const char *user, const char *label, time_t when, co
 	}
 	ret = sqlite3_changes(s->db) == 0 ? 1 : 0;
 fail:
-	sqlite3_finalize(stmt);
+	sq_finish(s, stmt);
 	sq_unlock(s);
 	return ret;
 }
@@ -1294,7 +1366,7 @@ sq_generation(void *impl, int64_t *gen, char *err, size_t errlen)
 	int		 rc, ret = -1;
 
 	sq_lock(s);
-	if (sq_prepare(s, "SELECT value FROM meta WHERE key = 'generation'", &stmt, what,
+	if (sq_prepare_cached(s, "SELECT value FROM meta WHERE key = 'generation'", &stmt, what,
 	    err, errlen) == -1)
 		goto fail;
 	rc = sqlite3_step(stmt);
@@ -1310,7 +1382,7 @@ sq_generation(void *impl, int64_t *gen, char *err, size_t errlen)
 	*gen = (int64_t)sqlite3_column_int64(stmt, 0);
 	ret = 0;
 fail:
-	sqlite3_finalize(stmt);
+	sq_finish(s, stmt);
 	sq_unlock(s);
 	return ret;
 }
@@ -1360,7 +1432,7 @@ sq_audit_add_many(void *impl, const struct mg_audit *a, size_t n, char *err, siz
 	int		 ret = -1, txn = n > 1;
 
 	sq_lock(s);
-	if (sq_prepare(s, SQ_AUDIT_INSERT, &stmt, what, err, errlen) == -1)
+	if (sq_prepare_cached(s, SQ_AUDIT_INSERT, &stmt, what, err, errlen) == -1)
 		goto fail;
 	if (txn && sq_begin(s, what, err, errlen) == -1)
 		goto fail;
@@ -1378,7 +1450,7 @@ sq_audit_add_many(void *impl, const struct mg_audit *a, size_t n, char *err, siz
 	}
 	ret = 0;
 fail:
-	sqlite3_finalize(stmt);
+	sq_finish(s, stmt);
 	sq_unlock(s);
 	return ret;
 }
