@@ -293,9 +293,21 @@ mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, SSL_S
 			goto fail;
 	}
 	if (slot != NULL) {
-		/* A session that cannot be resumed any more is simply not offered. */
-		if (*slot != NULL && SSL_SESSION_is_resumable(*slot))
-			(void)SSL_set_session(t->ssl, *slot);
+		/*
+		 * A session that cannot be resumed any more is simply not
+		 * offered. The connection gets a copy: OpenSSL 3.0 marks the
+		 * session a TLS 1.3 client resumed with as used up once its
+		 * handshake ends, and the slot's must stay resumable for the
+		 * logins that start before the provider's next ticket arrives.
+		 */
+		if (*slot != NULL && SSL_SESSION_is_resumable(*slot)) {
+			SSL_SESSION *copy = SSL_SESSION_dup(*slot);
+
+			if (copy != NULL) {
+				(void)SSL_set_session(t->ssl, copy);
+				SSL_SESSION_free(copy);	/* the SSL holds its own reference */
+			}
+		}
 		SSL_set_ex_data(t->ssl, tls_slot_index, slot);
 	}
 	SSL_set_connect_state(t->ssl);
