@@ -21,7 +21,7 @@ import subprocess
 import pytest
 
 from harness import (ALICE, ALICE_APP_PASSWORD, ALICE_GW_PASSWORD, ALICE_LOGIN, IO_TIMEOUT,
-                     free_port, port_accepts, stop_process, wait_for)
+                     free_port, logout, port_accepts, stop_process, wait_for)
 from hostile import new_gateway, running_gateway
 
 ALICE_USERS = [(ALICE, ALICE_GW_PASSWORD, "testprov", ALICE_LOGIN, ALICE_APP_PASSWORD)]
@@ -173,3 +173,43 @@ def test_session_resumption(gateway, version, listener):
     with connect(gateway, port, ctx, session=session) as s:
         greeting(s)
         assert s.session_reused, "the gateway did not resume the %s session" % s.version()
+
+
+def suite_of(out):
+    m = ESTABLISHED.search(out)
+    return m.group(0).split()[-1] if m else out
+
+
+@pytest.mark.parametrize("offered, chosen", [
+    # OpenSSL's own order (AES-256 first): the gateway's preference wins.
+    ("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+     "TLS_AES_128_GCM_SHA256"),
+    # A device without AES instructions lists ChaCha20 first and gets it.
+    ("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+     "TLS_CHACHA20_POLY1305_SHA256"),
+    # A device that offers one suite gets that one.
+    ("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"),
+])
+def test_tls13_suite_preference(gateway, offered, chosen):
+    # AES-128-GCM first (SHA-256 hashes the handshake, in hardware on
+    # current CPUs), ChaCha20 for devices that ask for it first.
+    p = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (gateway.addr, gateway.imaps_port),
+                        "-CAfile", gateway.ca.ca_cert, "-verify_return_error", "-tls1_3",
+                        "-ciphersuites", offered],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20)
+    out = p.stdout.decode("utf-8", "replace")
+    assert suite_of(out) == chosen, out
+
+
+def test_upstream_offers_aes128_first(gateway):
+    # Dovecot takes the client's order (ssl_prefer_server_ciphers = no), so
+    # the suite it settles on is the first one the gateway offered.
+    off = len(gateway.log_text())
+    m = gateway.imap_ssl()
+    try:
+        m.login(ALICE, ALICE_GW_PASSWORD)
+    finally:
+        logout(m)
+    lines = re.findall(r"upstream connected .* cipher=(\S+)", gateway.log_text()[off:])
+    assert lines == ["TLS_AES_128_GCM_SHA256"], gateway.log_text()[off:]
