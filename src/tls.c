@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -133,9 +134,181 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	return 1;	/* the reference is ours now */
 }
 
+int
+mg_tls_vcache_hit(const struct mg_tls_vcache *c, const unsigned char *der, size_t len,
+    const char *host, int64_t now)
+{
+	const struct mg_tls_verified	*e;
+	size_t				 i;
+
+	for (i = 0; i < MG_TLS_VCACHE_SLOTS; i++) {
+		e = &c->e[i];
+		if (e->der != NULL && e->der_len == len && memcmp(e->der, der, len) == 0 &&
+		    strcmp(e->host, host) == 0 && now >= e->not_before && now <= e->not_after &&
+		    now < e->until && now >= e->until - MG_TLS_VCACHE_TTL_S)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+tls_verified_clear(struct mg_tls_verified *e)
+{
+	free(e->der);
+	free(e->host);
+	memset(e, 0, sizeof(*e));
+}
+
+int
+mg_tls_vcache_put(struct mg_tls_vcache *c, const unsigned char *der, size_t len,
+    const char *host, int64_t not_before, int64_t not_after, int64_t now)
+{
+	struct mg_tls_verified	*e = NULL;
+	size_t			 i;
+
+	/* The same leaf and name again (its entry expired): refresh it in place. */
+	for (i = 0; i < MG_TLS_VCACHE_SLOTS && e == NULL; i++) {
+		if (c->e[i].der != NULL && c->e[i].der_len == len &&
+		    memcmp(c->e[i].der, der, len) == 0 && strcmp(c->e[i].host, host) == 0)
+			e = &c->e[i];
+	}
+	for (i = 0; i < MG_TLS_VCACHE_SLOTS && e == NULL; i++) {
+		if (c->e[i].der == NULL)
+			e = &c->e[i];
+	}
+	if (e == NULL) {
+		e = &c->e[c->next];
+		c->next = (c->next + 1) % MG_TLS_VCACHE_SLOTS;
+	}
+	tls_verified_clear(e);
+	if ((e->der = malloc(len > 0 ? len : 1)) == NULL || (e->host = strdup(host)) == NULL) {
+		tls_verified_clear(e);
+		return -1;
+	}
+	memcpy(e->der, der, len);
+	e->der_len = len;
+	e->not_before = not_before;
+	e->not_after = not_after;
+	e->until = now + MG_TLS_VCACHE_TTL_S;
+	return 0;
+}
+
+void
+mg_tls_vcache_clear(struct mg_tls_vcache *c)
+{
+	size_t i;
+
+	for (i = 0; i < MG_TLS_VCACHE_SLOTS; i++)
+		tls_verified_clear(&c->e[i]);
+	c->next = 0;
+}
+
+/* The SSL_CTX ex_data index of a client context's verified-chain cache (freed with the context). */
+static int tls_vcache_index = -1;
+
+static void
+tls_vcache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (ptr != NULL) {
+		mg_tls_vcache_clear(ptr);
+		free(ptr);
+	}
+}
+
+/* An ASN1_TIME as Unix time; -1 if it cannot be read. */
+static int
+tls_asn1_time(const ASN1_TIME *a, int64_t *out)
+{
+	struct tm tm;
+
+	if (a == NULL || ASN1_TIME_to_tm(a, &tm) != 1)
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* The window in which every certificate of a verified chain is valid; -1 if unknown. */
+static int
+tls_chain_window(STACK_OF(X509) *chain, int64_t *not_before, int64_t *not_after)
+{
+	int64_t	nb, na;
+	int	i, n = chain != NULL ? sk_X509_num(chain) : 0;
+
+	if (n <= 0)
+		return -1;
+	*not_before = INT64_MIN;
+	*not_after = INT64_MAX;
+	for (i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (tls_asn1_time(X509_get0_notBefore(x), &nb) == -1 ||
+		    tls_asn1_time(X509_get0_notAfter(x), &na) == -1)
+			return -1;
+		if (nb > *not_before)
+			*not_before = nb;
+		if (na < *not_after)
+			*not_after = na;
+	}
+	return 0;
+}
+
+/*
+ * Replaces X509_verify_cert() for client contexts: a leaf verified for the
+ * same name within MG_TLS_VCACHE_TTL_S, and still inside its chain's
+ * validity, is accepted as it was then; anything else is verified in full
+ * (and remembered when it passes). Returns 1 (verified) or 0 (not), never
+ * -1, which libssl would take as "ask again later".
+ */
+static int
+tls_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+	struct mg_tls_vcache	*c = arg;
+	X509_VERIFY_PARAM	*vp = X509_STORE_CTX_get0_param(xs);
+	X509			*leaf = X509_STORE_CTX_get0_cert(xs);
+	SSL			*ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct mg_tls		*t = ssl != NULL ? BIO_get_data(SSL_get_rbio(ssl)) : NULL;
+	unsigned char		*der = NULL;
+	const char		*host;
+	char			*ip = NULL;
+	int64_t			 now = (int64_t)time(NULL), nb, na;
+	int			 len = -1, r;
+
+	if ((host = X509_VERIFY_PARAM_get0_host(vp, 0)) == NULL)
+		host = ip = X509_VERIFY_PARAM_get1_ip_asc(vp);
+	if (c != NULL && leaf != NULL && host != NULL)
+		len = i2d_X509(leaf, &der);
+	if (len > 0 && mg_tls_vcache_hit(c, der, (size_t)len, host, now)) {
+		X509_STORE_CTX_set_error(xs, X509_V_OK);
+		if (t != NULL)
+			t->chain = MG_TLS_CHAIN_CACHED;
+		r = 1;
+	} else {
+		r = X509_verify_cert(xs);
+		if (r == 1 && X509_STORE_CTX_get_error(xs) == X509_V_OK) {
+			if (len > 0 && tls_chain_window(X509_STORE_CTX_get0_chain(xs), &nb, &na) == 0)
+				(void)mg_tls_vcache_put(c, der, (size_t)len, host, nb, na, now);
+		} else {
+			r = 0;
+			if (X509_STORE_CTX_get_error(xs) == X509_V_OK)
+				X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
+		}
+		if (t != NULL)
+			t->chain = MG_TLS_CHAIN_FULL;
+	}
+	OPENSSL_free(der);
+	OPENSSL_free(ip);
+	return r;
+}
+
 SSL_CTX *
 mg_tls_client_ctx(const char *ca_file, char *err, size_t errlen)
 {
+	struct mg_tls_vcache	*vc;
 	SSL_CTX	*ctx;
 
 	ERR_clear_error();
@@ -162,6 +335,18 @@ mg_tls_client_ctx(const char *ca_file, char *err, size_t errlen)
 		tls_slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
+	if (tls_vcache_index == -1)
+		tls_vcache_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_vcache_free);
+	if (tls_vcache_index == -1 || (vc = calloc(1, sizeof(*vc))) == NULL) {
+		tls_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (SSL_CTX_set_ex_data(ctx, tls_vcache_index, vc) != 1) {
+		free(vc);
+		tls_err(err, errlen, "SSL_CTX_set_ex_data");
+		goto fail;
+	}
+	SSL_CTX_set_cert_verify_callback(ctx, tls_verify_cb, vc);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -509,4 +694,17 @@ int
 mg_tls_resumed(const struct mg_tls *t)
 {
 	return t->ssl != NULL && SSL_session_reused(t->ssl);
+}
+
+const char *
+mg_tls_chain_name(const struct mg_tls *t)
+{
+	switch (t->chain) {
+	case MG_TLS_CHAIN_FULL:
+		return "full";
+	case MG_TLS_CHAIN_CACHED:
+		return "cached";
+	default:
+		return mg_tls_resumed(t) ? "resumed" : "none";
+	}
 }

@@ -33,10 +33,18 @@
 /* Receives ciphertext to send, in order. 0 ok, -1 out of memory (the TLS operation fails). */
 typedef int (*mg_tls_sink)(void *arg, const uint8_t *data, size_t len);
 
+/* How a client connection's certificate chain was checked (for the logs). */
+enum mg_tls_chain {
+	MG_TLS_CHAIN_NONE = 0,	/* not (yet), or a resumed session: checked when it was new */
+	MG_TLS_CHAIN_FULL,	/* built and verified */
+	MG_TLS_CHAIN_CACHED	/* the same leaf, verified for the same name moments ago */
+};
+
 struct mg_tls {
 	SSL		*ssl;		/* owned; NULL when not in use */
 	int		 done;		/* handshake completed (and verified, as a client) */
 	int		 fatal;		/* a TLS error or alert ended the connection */
+	enum mg_tls_chain chain;	/* clients: how the chain was checked */
 	mg_tls_sink	 sink;		/* where ciphertext to send goes */
 	void		*sink_arg;
 	const uint8_t	*lent;		/* ciphertext lent by the caller, not yet read */
@@ -72,6 +80,50 @@ int mg_tls_start(struct mg_tls *t, SSL_CTX *ctx, int server, const char *host, S
 
 /* Whether the handshake resumed a session. */
 int mg_tls_resumed(const struct mg_tls *t);
+
+/* "full", "cached" or "resumed": how a client connection's chain was checked. */
+const char *mg_tls_chain_name(const struct mg_tls *t);
+
+/*
+ * Chains verified recently, one cache per client context. A provider that
+ * does not resume sessions (Dovecot with several login processes, each
+ * with its own ticket key) shows the same certificate at every login, and
+ * building and checking its chain again (about 1.07 M instructions with
+ * OpenSSL 3.0 for a leaf signed by its root, more for longer chains)
+ * proves nothing new. An entry holds the leaf exactly as sent (DER), the
+ * name or address it was verified for, the window in which every
+ * certificate of the verified chain is valid, and a deadline after which
+ * the chain is verified in full again. A hit still has the server prove,
+ * by its handshake signature, that it holds that leaf's key. The trust
+ * store is the context's, loaded once, so the cache lives and dies with it.
+ */
+#define MG_TLS_VCACHE_SLOTS	4
+#define MG_TLS_VCACHE_TTL_S	600
+
+struct mg_tls_verified {
+	unsigned char	*der;		/* owned; NULL: a free slot */
+	size_t		 der_len;
+	char		*host;		/* owned */
+	int64_t		 not_before;	/* Unix time: every certificate of the chain valid from ... */
+	int64_t		 not_after;	/* ... until */
+	int64_t		 until;		/* Unix time: verify in full again from then on */
+};
+
+struct mg_tls_vcache {
+	struct mg_tls_verified	e[MG_TLS_VCACHE_SLOTS];
+	unsigned		next;	/* the slot replaced next when none is free */
+};
+
+/* Whether der (the leaf as sent) was verified for host and still counts at time now. */
+int mg_tls_vcache_hit(const struct mg_tls_vcache *c, const unsigned char *der, size_t len,
+    const char *host, int64_t now);
+
+/* Remembers a chain verified at time now; 0, or -1 (out of memory: nothing is remembered). */
+int mg_tls_vcache_put(struct mg_tls_vcache *c, const unsigned char *der, size_t len,
+    const char *host, int64_t not_before, int64_t not_after, int64_t now);
+
+/* Forgets every entry. */
+void mg_tls_vcache_clear(struct mg_tls_vcache *c);
 void mg_tls_free(struct mg_tls *t);
 
 /*

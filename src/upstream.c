@@ -283,9 +283,9 @@ up_handshake_cb(struct mg_conn *c, int status)
 		mg_upstream_fail(u, "the provider's TLS certificate was not accepted");
 		return;
 	}
-	mg_log_info(u->s->id, "upstream connected host=%s addr=%s port=%u tls=%s cipher=%s resumed=%s",
-	    u->ep->host, u->addr, u->ep->port, mg_tls_version(&c->tls), mg_tls_cipher(&c->tls),
-	    mg_tls_resumed(&c->tls) ? "yes" : "no");
+	mg_log_info(u->s->id, "upstream connected host=%s addr=%s port=%u tls=%s cipher=%s resumed=%s "
+	    "chain=%s", u->ep->host, u->addr, u->ep->port, mg_tls_version(&c->tls),
+	    mg_tls_cipher(&c->tls), mg_tls_resumed(&c->tls) ? "yes" : "no", mg_tls_chain_name(&c->tls));
 	if (u->phase == MG_UP_TLS) {
 		u->phase = MG_UP_LOGIN;
 		u->proto->connected(u);

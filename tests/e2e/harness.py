@@ -38,6 +38,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # (see /work/shared/TESTING-NOTES.md): the provider lives on 127.0.0.2 and
 # every client, including the gateway, connects from 127.0.0.1.
 PROVIDER_ADDR = "127.0.0.2"
+# The names and address the test providers' certificates are valid for.
+PROVIDER_SAN = "DNS:provider.test,DNS:localhost,IP:127.0.0.2"
 GATEWAY_ADDR = "127.0.0.1"
 # The harness's own direct connections to the provider (delivering and
 # reading mail behind the gateway's back) come from a third address, so that
@@ -230,7 +232,7 @@ class TestCA:
         self._make_ca(self.ca_key, self.ca_cert, "mailgate test CA")
         self._make_ca(self.other_ca_key, self.other_ca_cert, "unrelated test CA")
         self._make_leaf("provider", self.provider_key, self.provider_cert,
-                        "provider.test", "DNS:provider.test,DNS:localhost,IP:127.0.0.2")
+                        "provider.test", PROVIDER_SAN)
         self._make_leaf("mailgate", self.gateway_key, self.gateway_cert,
                         "localhost", "DNS:localhost,IP:127.0.0.1")
         # Test keys, worthless outside this directory: readable by whatever
@@ -244,7 +246,7 @@ class TestCA:
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
 
-    def _make_leaf(self, name, key, cert, cn, san):
+    def _make_leaf(self, name, key, cert, cn, san, other_ca=False):
         csr = os.path.join(self.dir, name + ".csr")
         ext = os.path.join(self.dir, name + ".ext")
         with open(ext, "w") as f:
@@ -254,7 +256,9 @@ class TestCA:
                     "subjectAltName=%s\n" % san)
         run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
              "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn])
-        run(["openssl", "x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
+        ca_cert, ca_key = ((self.other_ca_cert, self.other_ca_key) if other_ca
+                           else (self.ca_cert, self.ca_key))
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
              "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext])
 
     def context(self):

@@ -81,11 +81,11 @@ def server_context(cert, key):
     return ctx
 
 
-def make_leaf(ca, name, cn, san):
-    """A new certificate from the test CA (a fresh serial): (cert, key) paths."""
+def make_leaf(ca, name, cn, san, other_ca=False):
+    """A new certificate from the test CA, or the unrelated one (a fresh serial): (cert, key) paths."""
     key = os.path.join(ca.dir, name + ".key")
     cert = os.path.join(ca.dir, name + ".crt")
-    ca._make_leaf(name, key, cert, cn, san)
+    ca._make_leaf(name, key, cert, cn, san, other_ca=other_ca)
     os.chmod(key, 0o644)
     return cert, key
 

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from harness import IO_TIMEOUT, RawIMAP, RawPOP3, wait_for
+from harness import IO_TIMEOUT, PROVIDER_SAN, RawIMAP, RawPOP3, wait_for
 from hostile import (LOGIN_OK, PROTOS, TEMP_FAIL, BigMessage, FakeSet, HostileProvider, device,
                      fake_for, garbage, login, make_leaf, new_gateway, probe, rss_kb,
                      running_gateway, secret_forms, server_context, silent)
@@ -402,6 +402,51 @@ def test_upstream_ticket_offered_again_without_a_new_one(hgw, fakes, proto):
     lines = UPSTREAM_CONNECTED.findall(hgw.log_text()[off:])
     assert len(lines) == 3 and len({port for port, _ in lines}) == 1, lines
     assert [resumed for _, resumed in lines[1:]] == ["yes", "yes"], hgw.log_text()[off:]
+
+
+def no_ticket_context(cert, key):
+    """A provider context that never resumes a session: every login shows the certificate."""
+    c = server_context(cert, key)
+    c.num_tickets = 0
+    return c
+
+
+UPSTREAM_CHAIN = re.compile(r"upstream connected .* resumed=(yes|no) chain=(\w+)")
+
+
+@pytest.mark.parametrize("proto", PROTOS)
+def test_upstream_chain_verified_once_then_cached(hgw, ca, fakes, proto):
+    # A provider that never resumes shows the same certificate at every
+    # login; its chain is built and checked once, then looked up. Only the
+    # very same certificate, for the same name, is looked up: a re-issued
+    # one is verified in full, and one from an untrusted CA is refused
+    # although a certificate for that name was accepted a moment ago.
+    same = no_ticket_context(ca.provider_cert, ca.provider_key)
+    # Same CA and names, a new key (one per run: the cache is the provider's, for every protocol).
+    reissued = no_ticket_context(*make_leaf(ca, "provider-reissued-" + proto, "provider.test",
+                                            PROVIDER_SAN))
+    untrusted = no_ticket_context(*make_leaf(ca, "provider-untrusted-" + proto, "provider.test",
+                                             PROVIDER_SAN, other_ca=True))
+    u = fake_user(hgw)
+    fake = fakes[(proto, "implicit")]
+    script = fake_for(proto, {u.login: u.app_password})
+    off = log_offset(hgw)
+    for context in (same, same, reissued, reissued):
+        fake.reset(script, context=context)
+        reply, _ = try_login(hgw, proto, u)
+        assert LOGIN_OK[proto].match(reply), reply
+    chains = UPSTREAM_CHAIN.findall(hgw.log_text()[off:])
+    assert len(chains) == 4, hgw.log_text()[off:]
+    # The first may find the provider's certificate cached by an earlier test.
+    assert chains[0] in (("no", "full"), ("no", "cached")), chains
+    assert chains[1:] == [("no", "cached"), ("no", "full"), ("no", "cached")], chains
+    fake.reset(script, context=untrusted)
+    reply, _ = try_login(hgw, proto, u)
+    assert_tempfail(proto, reply, u)
+    fake.wait_done()
+    assert_no_secret_sent(fake, u)
+    wait_log(hgw, off, r"certificate verify failed", "an untrusted certificate for a cached name")
+    assert len(UPSTREAM_CHAIN.findall(hgw.log_text()[off:])) == 4
 
 
 def test_provider_closes_mid_fetch(hgw, fakes):
