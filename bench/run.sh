@@ -23,7 +23,7 @@
 # machine with what it measures. Knobs (environment):
 #
 #   BENCH_SECONDS  seconds per run of a logins figure (default 3)
-#   BENCH_ROUNDS   runs of each logins figure per target, interleaved (2)
+#   BENCH_ROUNDS   runs of each logins figure per target, interleaved (3)
 #   BENCH_IDLE     idle sessions per proxy (default 10000, fewer when the
 #                  open-file limit cannot hold twice as many descriptors)
 #   BENCH_SIZE     bytes of the FETCH message and the SMTP body (100000000)
@@ -41,7 +41,7 @@ case $BUILD in /*) BUILDDIR=$BUILD ;; *) BUILDDIR=$REPO/$BUILD ;; esac
 BB=$BUILDDIR/bench
 MAILGATE=$BUILDDIR/mailgate
 SECONDS_PER=${BENCH_SECONDS:-3}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 IDLE_N=${BENCH_IDLE:-10000}
 SIZE=${BENCH_SIZE:-100000000}
 FETCHES=${BENCH_FETCHES:-3}
