@@ -84,6 +84,39 @@ int mg_tls_resumed(const struct mg_tls *t);
 /* "full", "cached" or "resumed": how a client connection's chain was checked. */
 const char *mg_tls_chain_name(const struct mg_tls *t);
 
+void mg_tls_free(struct mg_tls *t);
+
+/*
+ * Lends ciphertext received from the peer: OpenSSL reads from it during the
+ * calls that follow. Before the bytes become invalid the caller must call
+ * mg_tls_keep(), which copies what is left of them into the backlog.
+ * 0 ok, -1 out of memory.
+ */
+void mg_tls_lend(struct mg_tls *t, const uint8_t *data, size_t len);
+int mg_tls_keep(struct mg_tls *t);
+
+/* Drives the handshake: 1 done (and verified), 0 needs more ciphertext, -1 failed (err says why). */
+int mg_tls_handshake(struct mg_tls *t, char *err, size_t errlen);
+
+/* Decrypts into buf: bytes (> 0), MG_TLS_AGAIN, MG_TLS_CLOSED or MG_TLS_ERROR. */
+int mg_tls_read(struct mg_tls *t, uint8_t *buf, size_t len, char *err, size_t errlen);
+
+/* Encrypts all of data, handing the records to the sink. 0 ok, -1 error. */
+int mg_tls_write(struct mg_tls *t, const uint8_t *data, size_t len, char *err, size_t errlen);
+
+/* Queues a close_notify alert. */
+void mg_tls_close_notify(struct mg_tls *t);
+
+/* Whether ciphertext received is still waiting to be decrypted. */
+int mg_tls_has_input(const struct mg_tls *t);
+
+/* Bytes of received ciphertext kept aside in the backlog. */
+size_t mg_tls_backlog(const struct mg_tls *t);
+
+/* The negotiated protocol version and cipher, for logs ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). */
+const char *mg_tls_version(const struct mg_tls *t);
+const char *mg_tls_cipher(const struct mg_tls *t);
+
 /*
  * Chains verified recently, one cache per client context. A provider that
  * does not resume sessions (Dovecot with several login processes, each
@@ -124,37 +157,5 @@ int mg_tls_vcache_put(struct mg_tls_vcache *c, const unsigned char *der, size_t 
 
 /* Forgets every entry. */
 void mg_tls_vcache_clear(struct mg_tls_vcache *c);
-void mg_tls_free(struct mg_tls *t);
-
-/*
- * Lends ciphertext received from the peer: OpenSSL reads from it during the
- * calls that follow. Before the bytes become invalid the caller must call
- * mg_tls_keep(), which copies what is left of them into the backlog.
- * 0 ok, -1 out of memory.
- */
-void mg_tls_lend(struct mg_tls *t, const uint8_t *data, size_t len);
-int mg_tls_keep(struct mg_tls *t);
-
-/* Drives the handshake: 1 done (and verified), 0 needs more ciphertext, -1 failed (err says why). */
-int mg_tls_handshake(struct mg_tls *t, char *err, size_t errlen);
-
-/* Decrypts into buf: bytes (> 0), MG_TLS_AGAIN, MG_TLS_CLOSED or MG_TLS_ERROR. */
-int mg_tls_read(struct mg_tls *t, uint8_t *buf, size_t len, char *err, size_t errlen);
-
-/* Encrypts all of data, handing the records to the sink. 0 ok, -1 error. */
-int mg_tls_write(struct mg_tls *t, const uint8_t *data, size_t len, char *err, size_t errlen);
-
-/* Queues a close_notify alert. */
-void mg_tls_close_notify(struct mg_tls *t);
-
-/* Whether ciphertext received is still waiting to be decrypted. */
-int mg_tls_has_input(const struct mg_tls *t);
-
-/* Bytes of received ciphertext kept aside in the backlog. */
-size_t mg_tls_backlog(const struct mg_tls *t);
-
-/* The negotiated protocol version and cipher, for logs ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). */
-const char *mg_tls_version(const struct mg_tls *t);
-const char *mg_tls_cipher(const struct mg_tls *t);
 
 #endif
