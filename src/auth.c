@@ -4,8 +4,11 @@
 #include "auth.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -31,10 +34,22 @@ struct auth_waiter {
 	struct auth_waiter	*next;
 };
 
+/* What the second step of a check must hash, if anything (see auth_lookup_cb). */
+enum auth_slow {
+	AUTH_SLOW_NONE = 0,
+	AUTH_SLOW_DUMMY,	/* an unknown user: the dummy hash, so that timing does not tell */
+	AUTH_SLOW_USER		/* the user's own password against u.hash */
+};
+
 struct auth_req {
-	uv_work_t		 work;		/* work.data == this */
+	uv_work_t		 work;		/* work.data == this; submitted once per step */
 	struct mg_gateway	*gw;
 	struct auth_req		*next;		/* in-flight list */
+	struct auth_req		*qnext;		/* the queue of checks waiting to hash */
+	enum auth_slow		 slow;		/* set by the lookup: a slow hash is still to do */
+	int			 step;		/* 0: lookup; 1: slow hash and the rest */
+	const char		*suffix;	/* "+provider" part of login, or NULL */
+	struct mg_user		 u;		/* the user looked up in step 0, for step 1 (wiped) */
 	uint8_t			 key[32];	/* cache key */
 	enum mg_proto		 proto;
 	struct auth_waiter	*waiters;	/* the first one started the check */
@@ -48,14 +63,78 @@ struct auth_req {
 	struct mg_auth_result	 res;
 };
 
+/*
+ * Slow hashes have their own queue. The thread pool is first come, first
+ * served: a crowd of failed logins (unknown users from many addresses,
+ * each costing a full password hash) would otherwise queue ahead of the
+ * quick lookups that cached and device-password logins need, and hold
+ * them for as long as the crowd's hashes take. At most slow_max hashes
+ * are in the pool at once, so the rest of its threads stay free.
+ */
 struct mg_auth_state {
 	uint8_t			 proc_key[32];	/* per process: cache keys mean nothing elsewhere */
 	struct auth_cache_slot	*cache;		/* AUTH_CACHE_SLOTS entries */
 	struct auth_req		*inflight;	/* checks under way, for sharing */
+	struct auth_req		*slow_head;	/* checks waiting for a hashing thread, oldest first */
+	struct auth_req		*slow_tail;
+	unsigned		 slow_running;	/* hashing steps in the thread pool */
+	unsigned		 slow_max;
 };
 
-static void	auth_work_cb(uv_work_t *);
+static void	auth_lookup_cb(uv_work_t *);
+static void	auth_slow_cb(uv_work_t *);
 static void	auth_after_cb(uv_work_t *, int);
+
+/* CPUs this process may run on. */
+static unsigned
+auth_cpus(void)
+{
+	cpu_set_t	set;
+	long		n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+/* libuv's thread pool size: UV_THREADPOOL_SIZE, or libuv's default of 4 (it caps at 1024). */
+static unsigned
+auth_pool_size(void)
+{
+	const char	*v = getenv("UV_THREADPOOL_SIZE");
+	long		 n = v != NULL ? strtol(v, NULL, 10) : 0;
+
+	if (n <= 0)
+		return 4;
+	return n > 1024 ? 1024 : (unsigned)n;
+}
+
+void
+mg_auth_pool_setup(void)
+{
+	char	buf[16];
+	unsigned n = auth_cpus() + 2;
+
+	if (getenv("UV_THREADPOOL_SIZE") != NULL)
+		return;
+	if (n < 4)
+		n = 4;
+	if (n > 128)
+		n = 128;
+	snprintf(buf, sizeof(buf), "%u", n);
+	(void)setenv("UV_THREADPOOL_SIZE", buf, 0);
+}
+
+unsigned
+mg_auth_hash_threads(void)
+{
+	unsigned cpus = auth_cpus(), pool = auth_pool_size();
+
+	if (pool <= 1)
+		return 1;
+	return cpus < pool - 1 ? cpus : pool - 1;
+}
 
 int
 mg_auth_init(struct mg_gateway *gw)
@@ -64,6 +143,7 @@ mg_auth_init(struct mg_gateway *gw)
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return -1;
+	st->slow_max = mg_auth_hash_threads();
 	if ((st->cache = calloc(AUTH_CACHE_SLOTS, sizeof(*st->cache))) == NULL ||
 	    mg_random(st->proc_key, sizeof(st->proc_key)) == -1) {
 		free(st->cache);
@@ -71,6 +151,7 @@ mg_auth_init(struct mg_gateway *gw)
 		return -1;
 	}
 	gw->auth = st;
+	mg_log_info(0, "auth hash_threads=%u pool_threads=%u", st->slow_max, auth_pool_size());
 	return 0;
 }
 
@@ -152,111 +233,42 @@ auth_unseal(struct auth_req *a, const struct mg_account *acct, char *err, size_t
 }
 
 /*
- * Runs in the thread pool. Touches only the request, the store (safe from
- * several threads), the keyring under its lock and read-only gateway state.
+ * The end of a check whose credential was accepted (user u, found as a
+ * device when dev != NULL): the account at the provider and its secret.
  */
 static void
-auth_work_cb(uv_work_t *w)
+auth_finish(struct auth_req *a, const struct mg_user *u, const struct mg_device *dev)
 {
-	struct auth_req			*a = w->data;
 	struct mg_gateway		*gw = a->gw;
-	struct mg_user			 u;
-	struct mg_device		 dev;
 	struct mg_account		*acct = NULL;
 	const struct mg_provider_cfg	*pcfg;
-	const char			*suffix = NULL, *provider;
-	char				 err[MG_ERRLEN], name[MG_NAME_MAX], devhash[MG_DEVHASH_LEN + 1];
+	const char			*provider;
+	char				 err[MG_ERRLEN];
 	unsigned			 scopes = MG_SCOPE_ALL;
-	int				 r, ok = 0, is_device = 0;
+	int				 r;
 	long				 n;
 
-	memset(&u, 0, sizeof(u));
-	memset(&dev, 0, sizeof(dev));
-	a->res.hash = "none";
-	snprintf(name, sizeof(name), "%s", a->login);
-	r = mg_store_user_get(gw->store, name, &u, err, sizeof(err));
-	if (r == 0) {
-		/* "user+provider" picks one of the user's accounts. */
-		char *plus = strrchr(name, '+');
-
-		if (plus != NULL && plus != name && plus[1] != '\0') {
-			*plus = '\0';
-			suffix = a->login + (plus - name) + 1;
-			r = mg_store_user_get(gw->store, name, &u, err, sizeof(err));
-		}
-	}
-	if (r == -1) {
-		mg_log_warn(0, "auth store error=\"%s\"", err);
-		auth_set(a, MG_AUTH_TEMPFAIL, "credential store unavailable", NULL);
-		goto out;
-	}
-	if (r == 0) {
-		/* An unknown user costs the slow hash a known one does. */
-		(void)mg_password_verify(a->password, gw->dummy_hash);
-		a->res.hash = "slow";
-		auth_set(a, MG_AUTH_FAIL, "invalid credentials", "unknown user");
-		goto out;
-	}
-	if (u.disabled) {
-		auth_set(a, MG_AUTH_FAIL, "invalid credentials", "user disabled");
-		goto out;
-	}
-
-	/*
-	 * A cached verification of the user's own password stands only while
-	 * the user's auth_gen has not moved and password login is allowed.
-	 */
-	if (a->cached && strcmp(a->cached_user, u.name) == 0 && a->cached_gen == u.auth_gen &&
-	    u.password_login) {
-		ok = 1;
-		a->res.hash = "cached";
-	}
-	if (!ok) {
-		if (mg_device_hash(&gw->devkey, u.name, strlen(u.name), a->password, a->plen, devhash) == -1) {
-			auth_set(a, MG_AUTH_TEMPFAIL, "internal error", "device hash failed");
-			goto out;
-		}
-		r = mg_store_device_find(gw->store, u.name, devhash, &dev, err, sizeof(err));
-		if (r == -1) {
-			auth_set(a, MG_AUTH_TEMPFAIL, "credential store unavailable", NULL);
-			goto out;
-		}
-		if (r == 1) {
-			ok = is_device = 1;
-			a->res.hash = "device";
-		} else if (!u.password_login) {
-			auth_set(a, MG_AUTH_FAIL, "invalid credentials", "password login disabled for the user");
-			goto out;
-		} else {
-			ok = mg_password_verify(a->password, u.hash) == 1;
-			a->res.hash = "slow";
-			__atomic_add_fetch(&gw->slow_hashes, 1, __ATOMIC_RELAXED);
-			if (!ok) {
-				auth_set(a, MG_AUTH_FAIL, "invalid credentials", "wrong password");
-				goto out;
-			}
-		}
-	}
 	OPENSSL_cleanse(a->password, sizeof(a->password));
-	snprintf(a->res.user, sizeof(a->res.user), "%s", u.name);
-	a->res.auth_gen = u.auth_gen;
-	if (is_device) {
-		snprintf(a->res.device, sizeof(a->res.device), "%s", dev.label);
-		scopes = dev.scopes;
-		(void)mg_store_device_touch(gw->store, u.name, dev.label, time(NULL), a->client, err,
+	snprintf(a->res.user, sizeof(a->res.user), "%s", u->name);
+	a->res.auth_gen = u->auth_gen;
+	if (dev != NULL) {
+		snprintf(a->res.device, sizeof(a->res.device), "%s", dev->label);
+		scopes = dev->scopes;
+		(void)mg_store_device_touch(gw->store, u->name, dev->label, time(NULL), a->client, err,
 		    sizeof(err));
 	}
 	if ((scopes & (1u << a->proto)) == 0) {
 		auth_set(a, MG_AUTH_FAIL, "invalid credentials", "device not allowed for this protocol");
-		goto out;
+		return;
 	}
 
 	if ((acct = calloc(1, sizeof(*acct))) == NULL) {
 		auth_set(a, MG_AUTH_TEMPFAIL, "out of memory", NULL);
-		goto out;
+		return;
 	}
-	provider = suffix != NULL ? suffix : dev.account[0] != '\0' ? dev.account : NULL;
-	r = mg_store_account_get(gw->store, u.name, provider, acct, err, sizeof(err));
+	provider = a->suffix != NULL ? a->suffix :
+	    dev != NULL && dev->account[0] != '\0' ? dev->account : NULL;
+	r = mg_store_account_get(gw->store, u->name, provider, acct, err, sizeof(err));
 	if (r == -1) {
 		mg_log_warn(0, "auth store error=\"%s\"", err);
 		auth_set(a, MG_AUTH_TEMPFAIL, "credential store unavailable", NULL);
@@ -284,7 +296,7 @@ auth_work_cb(uv_work_t *w)
 	}
 	n = auth_unseal(a, acct, err, sizeof(err));
 	if (n < 0) {
-		mg_log_warn(0, "auth unseal user=%s provider=%s error=\"%s\"", u.name, acct->provider, err);
+		mg_log_warn(0, "auth unseal user=%s provider=%s error=\"%s\"", u->name, acct->provider, err);
 		auth_set(a, MG_AUTH_TEMPFAIL, "stored secret cannot be opened (master key?)", err);
 		goto out;
 	}
@@ -300,19 +312,189 @@ auth_work_cb(uv_work_t *w)
 	a->res.kind = acct->kind;
 	auth_set(a, MG_AUTH_OK, "ok", NULL);
 out:
+	OPENSSL_cleanse(acct, sizeof(*acct));
+	free(acct);
+}
+
+/*
+ * Step 0, in the thread pool: look the user up. A cached verification or a
+ * device password finishes the check here; a password that has to be
+ * hashed (and an unknown user, who costs the same) leaves a->slow set,
+ * and the loop queues step 1 for it. Touches only the request, the store
+ * (safe from several threads), the keyring under its lock and read-only
+ * gateway state.
+ */
+static void
+auth_lookup_cb(uv_work_t *w)
+{
+	struct auth_req		*a = w->data;
+	struct mg_gateway	*gw = a->gw;
+	struct mg_user		*u = &a->u;
+	struct mg_device	 dev;
+	char			 err[MG_ERRLEN], name[MG_NAME_MAX], devhash[MG_DEVHASH_LEN + 1];
+	int			 r;
+
+	memset(&dev, 0, sizeof(dev));
+	a->res.hash = "none";
+	snprintf(name, sizeof(name), "%s", a->login);
+	r = mg_store_user_get(gw->store, name, u, err, sizeof(err));
+	if (r == 0) {
+		/* "user+provider" picks one of the user's accounts. */
+		char *plus = strrchr(name, '+');
+
+		if (plus != NULL && plus != name && plus[1] != '\0') {
+			*plus = '\0';
+			a->suffix = a->login + (plus - name) + 1;
+			r = mg_store_user_get(gw->store, name, u, err, sizeof(err));
+		}
+	}
+	if (r == -1) {
+		mg_log_warn(0, "auth store error=\"%s\"", err);
+		auth_set(a, MG_AUTH_TEMPFAIL, "credential store unavailable", NULL);
+		goto out;
+	}
+	if (r == 0) {
+		a->slow = AUTH_SLOW_DUMMY;
+		return;
+	}
+	if (u->disabled) {
+		auth_set(a, MG_AUTH_FAIL, "invalid credentials", "user disabled");
+		goto out;
+	}
+
+	/*
+	 * A cached verification of the user's own password stands only while
+	 * the user's auth_gen has not moved and password login is allowed.
+	 */
+	if (a->cached && strcmp(a->cached_user, u->name) == 0 && a->cached_gen == u->auth_gen &&
+	    u->password_login) {
+		a->res.hash = "cached";
+		auth_finish(a, u, NULL);
+		goto out;
+	}
+	if (mg_device_hash(&gw->devkey, u->name, strlen(u->name), a->password, a->plen, devhash) == -1) {
+		auth_set(a, MG_AUTH_TEMPFAIL, "internal error", "device hash failed");
+		goto out;
+	}
+	r = mg_store_device_find(gw->store, u->name, devhash, &dev, err, sizeof(err));
+	if (r == -1) {
+		auth_set(a, MG_AUTH_TEMPFAIL, "credential store unavailable", NULL);
+		goto out;
+	}
+	if (r == 1) {
+		a->res.hash = "device";
+		auth_finish(a, u, &dev);
+		goto out;
+	}
+	if (!u->password_login) {
+		auth_set(a, MG_AUTH_FAIL, "invalid credentials", "password login disabled for the user");
+		goto out;
+	}
+	a->slow = AUTH_SLOW_USER;
+	return;
+out:
 	OPENSSL_cleanse(a->password, sizeof(a->password));
-	OPENSSL_cleanse(&u, sizeof(u));
-	if (acct != NULL) {
-		OPENSSL_cleanse(acct, sizeof(*acct));
-		free(acct);
+	OPENSSL_cleanse(u, sizeof(*u));
+	OPENSSL_cleanse(&dev, sizeof(dev));
+}
+
+/* Step 1, in the thread pool, at most slow_max at once: the slow hash, then the rest. */
+static void
+auth_slow_cb(uv_work_t *w)
+{
+	struct auth_req		*a = w->data;
+	struct mg_gateway	*gw = a->gw;
+
+	a->res.hash = "slow";
+	if (a->slow == AUTH_SLOW_DUMMY) {
+		(void)mg_password_verify(a->password, gw->dummy_hash);
+		auth_set(a, MG_AUTH_FAIL, "invalid credentials", "unknown user");
+	} else {
+		__atomic_add_fetch(&gw->slow_hashes, 1, __ATOMIC_RELAXED);
+		if (mg_password_verify(a->password, a->u.hash) == 1)
+			auth_finish(a, &a->u, NULL);
+		else
+			auth_set(a, MG_AUTH_FAIL, "invalid credentials", "wrong password");
+	}
+	OPENSSL_cleanse(a->password, sizeof(a->password));
+	OPENSSL_cleanse(&a->u, sizeof(a->u));
+}
+
+/* Whether anybody still waits for this check's answer. */
+static int
+auth_wanted(const struct auth_req *a)
+{
+	const struct auth_waiter *wt;
+
+	for (wt = a->waiters; wt != NULL; wt = wt->next) {
+		if (!wt->s->closing)
+			return 1;
+	}
+	return 0;
+}
+
+static void	auth_complete(struct auth_req *);
+
+/*
+ * Starts queued hashing steps while fewer than slow_max run. A check whose
+ * sessions have all gone meanwhile ends without hashing.
+ */
+static void
+auth_slow_pump(struct mg_gateway *gw)
+{
+	struct mg_auth_state	*st = gw->auth;
+	struct auth_req		*a;
+
+	while (st->slow_head != NULL && st->slow_running < st->slow_max) {
+		a = st->slow_head;
+		if ((st->slow_head = a->qnext) == NULL)
+			st->slow_tail = NULL;
+		a->qnext = NULL;
+		if (!auth_wanted(a)) {
+			auth_set(a, MG_AUTH_TEMPFAIL, "credential check cancelled", NULL);
+			auth_complete(a);
+			continue;
+		}
+		if (uv_queue_work(gw->loop, &a->work, auth_slow_cb, auth_after_cb) != 0) {
+			auth_set(a, MG_AUTH_TEMPFAIL, "internal error", "cannot queue the password hash");
+			auth_complete(a);
+			continue;
+		}
+		st->slow_running++;
 	}
 }
 
 static void
 auth_after_cb(uv_work_t *w, int status)
 {
-	struct auth_req		*a = w->data, **pp;
+	struct auth_req		*a = w->data;
 	struct mg_gateway	*gw = a->gw;
+	struct mg_auth_state	*st = gw->auth;
+
+	if (a->step == 1)
+		st->slow_running--;
+	if (status == 0 && a->step == 0 && a->slow != AUTH_SLOW_NONE) {
+		/* Queue the hashing step; the check stays in flight for sharing. */
+		a->step = 1;
+		if (st->slow_tail != NULL)
+			st->slow_tail->qnext = a;
+		else
+			st->slow_head = a;
+		st->slow_tail = a;
+	} else {
+		if (status != 0)
+			auth_set(a, MG_AUTH_TEMPFAIL, "credential check cancelled", NULL);
+		auth_complete(a);
+	}
+	auth_slow_pump(gw);
+}
+
+/* Answers every session waiting for check a, and frees it. */
+static void
+auth_complete(struct auth_req *a)
+{
+	struct mg_gateway	*gw = a->gw;
+	struct auth_req		**pp;
 	struct auth_waiter	*wt, *next;
 	struct auth_cache_slot	*slot;
 	const char		*hash = a->res.hash;
@@ -323,8 +505,6 @@ auth_after_cb(uv_work_t *w, int status)
 			break;
 		}
 	}
-	if (status != 0)
-		auth_set(a, MG_AUTH_TEMPFAIL, "credential check cancelled", NULL);
 	/*
 	 * Remember who a verified password belongs to, for the next logins,
 	 * for cache_ttl from this verification (a hit does not extend it). A
@@ -401,7 +581,7 @@ mg_auth_start(struct mg_session *s, enum mg_proto proto, const char *user, size_
 		a->cached_gen = slot->auth_gen;
 	}
 	OPENSSL_cleanse(key, sizeof(key));
-	if (uv_queue_work(gw->loop, &a->work, auth_work_cb, auth_after_cb) != 0) {
+	if (uv_queue_work(gw->loop, &a->work, auth_lookup_cb, auth_after_cb) != 0) {
 		OPENSSL_cleanse(a, sizeof(*a));
 		free(a);
 		free(wt);

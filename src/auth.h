@@ -58,6 +58,20 @@ struct mg_gateway;
 /* Runs on the loop with the result; r and its secret are wiped after it returns. */
 typedef void (*mg_auth_cb)(struct mg_session *s, struct mg_auth_result *r);
 
+/*
+ * Sizes libuv's thread pool for this machine, before its first use: one
+ * thread per CPU for password hashes plus two for the store, at least 4
+ * (libuv's default). UV_THREADPOOL_SIZE set in the environment wins.
+ */
+void mg_auth_pool_setup(void);
+
+/*
+ * Password hashes that may run at once: one per CPU, and never the whole
+ * pool (lookups for cached and device-password logins must find a free
+ * thread while a crowd of failed logins is being hashed).
+ */
+unsigned mg_auth_hash_threads(void);
+
 /* Sets up the cache and the in-flight table for gw. 0 ok, -1 out of memory. */
 int mg_auth_init(struct mg_gateway *gw);
 void mg_auth_free(struct mg_gateway *gw);

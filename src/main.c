@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "session.h"
@@ -48,8 +49,10 @@ main(int argc, char **argv)
 	}
 	if ((r = mg_args_parse(&a, argc - 1, argv + 1)) != 0)
 		return r < 0 ? 2 : 0;
-	if (strcmp(a.cmd, "run") == 0)
+	if (strcmp(a.cmd, "run") == 0) {
+		mg_auth_pool_setup();	/* before libuv starts its threads */
 		return mg_cmd_run(&a);
+	}
 	if (strcmp(a.cmd, "check") == 0)
 		return mg_cmd_check(&a);
 	if (strcmp(a.cmd, "init") == 0)

@@ -6,6 +6,8 @@ or none.
 """
 
 import os
+import re
+import secrets
 import threading
 import time
 
@@ -166,3 +168,53 @@ def test_cache_entries_expire(short_cache, dovecot):
     elapsed = time.monotonic() - t0
     print("cache entry expired after %.2f s (cache_ttl %d s)" % (elapsed, TTL))
     assert elapsed >= TTL - 0.1, elapsed
+
+
+def test_failed_logins_being_hashed_do_not_hold_up_cached_ones(gateway, make_user):
+    # A crowd of logins for unknown users (each costs a full password hash,
+    # as a known user's would) is hashed a few at a time, beside the
+    # lookups other logins need: a cached login sent after the whole crowd
+    # is answered while most of the crowd still waits. The thread pool is
+    # first come, first served, so without the separate queue it was
+    # answered after every hash queued before it.
+    m = re.search(r"auth hash_threads=(\d+) pool_threads=(\d+)", gateway.log_text())
+    assert m, "no 'auth hash_threads' line in the log"
+    hash_threads = int(m.group(1))
+    assert 1 <= hash_threads < int(m.group(2)), m.group(0)
+    crowd = min(max(40, 20 * hash_threads), 90)  # under the per-address connection limit
+    u = make_user()
+    assert IMAP_OK.match(imap_login(gateway, u.name, u.password))    # now cached
+    conns = [gateway.raw("implicit") for _ in range(crowd)]
+    mine = gateway.raw("implicit")
+    answered = [None] * crowd
+    errors = []
+
+    def wait_reply(i):
+        try:
+            line = conns[i].readline()
+            answered[i] = time.monotonic()
+            if not line.startswith(b"x NO"):
+                errors.append("connection %d: %r" % (i, line))
+        except Exception as e:
+            errors.append("connection %d: %r" % (i, e))
+
+    threads = [threading.Thread(target=wait_reply, args=(i,)) for i in range(crowd)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(b"x LOGIN nobody-%s-%d wrong-password\r\n" % (secrets.token_hex(4).encode(), i))
+        for t in threads:
+            t.start()
+        _, reply = mine.command("a", "LOGIN %s %s" % (quote(u.name), quote(u.password)))
+        mine_done = time.monotonic()
+        assert IMAP_OK.match(reply), reply
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads), "a failed login was never answered"
+        assert not errors, errors
+    finally:
+        for c in conns + [mine]:
+            c.close()
+    later = sum(1 for t in answered if t > mine_done)
+    print("cached login answered before %d of %d failed logins (%d hashing threads)"
+          % (later, crowd, hash_threads))
+    assert later >= crowd // 4, "only %d of %d failed logins were answered after it" % (later, crowd)
