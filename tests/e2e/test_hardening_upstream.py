@@ -358,8 +358,13 @@ def test_upstream_tls_session_resumed_after_unclean_end(hgw, fakes, proto):
     u = fake_user(hgw)
     fake = fakes[(proto, "implicit")]
     fake.reset(fake_for(proto, {u.login: u.app_password}))
+    assert_later_logins_resume(hgw, proto, u)
+
+
+def assert_later_logins_resume(hgw, proto, u, after_first=None):
+    """Three logins and logouts of u; after_first() runs after the first. The last two resume."""
     off = log_offset(hgw)
-    for _ in range(3):
+    for i in range(3):
         c = device(hgw, proto, "implicit")
         try:
             reply = login(c, proto, u.name, u.password)
@@ -367,6 +372,8 @@ def test_upstream_tls_session_resumed_after_unclean_end(hgw, fakes, proto):
             c.command(*GOODBYE[proto])
         finally:
             c.close()
+        if i == 0 and after_first is not None:
+            after_first()
     lines = UPSTREAM_CONNECTED.findall(hgw.log_text()[off:])
     assert len(lines) == 3 and len({port for port, _ in lines}) == 1, lines
     assert [resumed for _, resumed in lines[1:]] == ["yes", "yes"], hgw.log_text()[off:]
@@ -386,22 +393,13 @@ def test_upstream_ticket_offered_again_without_a_new_one(hgw, fakes, proto):
     fake.reset(fake_for(proto, {u.login: u.app_password}))
     ctx = fake.context
     tickets = ctx.num_tickets
-    off = log_offset(hgw)
+
+    def no_more_tickets():
+        ctx.num_tickets = 0
     try:
-        for i in range(3):
-            c = device(hgw, proto, "implicit")
-            try:
-                reply = login(c, proto, u.name, u.password)
-                assert LOGIN_OK[proto].match(reply), reply
-                c.command(*GOODBYE[proto])
-            finally:
-                c.close()
-            ctx.num_tickets = 0
+        assert_later_logins_resume(hgw, proto, u, after_first=no_more_tickets)
     finally:
         ctx.num_tickets = tickets
-    lines = UPSTREAM_CONNECTED.findall(hgw.log_text()[off:])
-    assert len(lines) == 3 and len({port for port, _ in lines}) == 1, lines
-    assert [resumed for _, resumed in lines[1:]] == ["yes", "yes"], hgw.log_text()[off:]
 
 
 def no_ticket_context(cert, key):
