@@ -912,6 +912,29 @@ TABLE_HEAD='| figure | mailgate | direct | nginx-mail | nginx-stream | target: r
 |---|---|---|---|---|---|'
 TABLE=$(printf '%s\n' "$TABLE_HEAD" "${ROWS[@]}")
 
+# rounds_cell FIG TARGET: CPU ms per login of the proxy in each round ("a / b / c").
+rounds_cell() {
+	local fig=$1 t=$2 r c n out=""
+	for r in $(seq "$ROUNDS"); do
+		c=${R[$fig.r$r.$t.cpu_s]:-}
+		n=${R[$fig.r$r.$t.logins]:-0}
+		if [ -n "$c" ] && [ "$n" -gt 0 ] 2>/dev/null; then
+			out="$out${out:+ / }$(awk -v c="$c" -v n="$n" 'BEGIN {printf "%.2f", c * 1000 / n}')"
+		else
+			out="$out${out:+ / }-"
+		fi
+	done
+	echo "$out"
+}
+RROWS=()
+for fig in login.fresh.c1 login.fresh.c32 login.fresh.c256 login.resumed.c1 login.resumed.c32 \
+    login.resumed.c256 login.dove.c1 login.dove.c32; do
+	RROWS+=("$(printf '| %s | %s | %s | %s |' "$fig" "$(rounds_cell "$fig" mailgate)" \
+		"$(rounds_cell "$fig" nginx-mail)" "$(rounds_cell "$fig" nginx-stream)")")
+done
+ROUNDS_TABLE=$(printf '%s\n' '| logins figure | mailgate | nginx-mail | nginx-stream |' \
+	'|---|---|---|---|' "${RROWS[@]}")
+
 # ---------------------------------------------------------------------------
 # Machine, notes, RESULTS.md
 
@@ -999,6 +1022,11 @@ Dovecot, which use a private Dovecot with real passwd-file authentication.
 ## Results
 
 $TABLE
+
+Proxy CPU ms per login in each round, in the order run (the table above takes each target's
+cheapest round; the spread is the noise of this machine during the run):
+
+$ROUNDS_TABLE
 
 $INCIDENT_LINE
 $SKIPPED_LINE
