@@ -27,7 +27,8 @@
 #   BENCH_IDLE     idle sessions per proxy (default 10000, fewer when the
 #                  open-file limit cannot hold twice as many descriptors)
 #   BENCH_SIZE     bytes of the FETCH message and the SMTP body (100000000)
-#   BENCH_FETCHES  FETCHes of that message, and SMTP messages, per target (3)
+#   BENCH_FETCHES  FETCHes of that message, and SMTP messages, per target, one
+#                  per round, the targets interleaved (5)
 #   BENCH_NOOPS    NOOP round trips per target (5000)
 #   BENCH_BUDGET   seconds after which remaining figures are skipped (480); the
 #                  figure running then may take up to its own limit (150 s at most)
@@ -44,7 +45,7 @@ SECONDS_PER=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 IDLE_N=${BENCH_IDLE:-10000}
 SIZE=${BENCH_SIZE:-100000000}
-FETCHES=${BENCH_FETCHES:-3}
+FETCHES=${BENCH_FETCHES:-5}
 NOOPS=${BENCH_NOOPS:-5000}
 BUDGET=${BENCH_BUDGET:-480}
 RESULTS=${BENCH_RESULTS:-$REPO/bench/RESULTS.md}
@@ -720,16 +721,53 @@ done
 mg_rss after-logins
 
 # -- 2. relay throughput: FETCH and SMTP DATA of $SIZE bytes --
-for t in $TARGETS; do
-	skip_if_late 40 "fetch $t" && continue
-	measure fetch "$t" fast imap fetch --count "$FETCHES" --timeout 120
-	restart_if_dead
-done
-for t in $TARGETS; do
-	skip_if_late 40 "smtp $t" && continue
-	measure smtp "$t" fast smtp smtp --size "$SIZE" --count "$FETCHES" --timeout 120
-	restart_if_dead
-done
+
+# xfer_sum FIG TARGET: the rounds of a throughput figure summed up under
+# R[FIG.TARGET.*]: best_mbps (the fastest transfer), mbps (all bytes over all
+# seconds), bytes, seconds, cpu_s, transfers, cipher.
+xfer_sum() {
+	local fig=$1 t=$2 r k n=0 bytes=0 secs=0 cpu=0 best=0
+	for r in $(seq "$FETCHES"); do
+		k=$fig.r$r.$t
+		if [ -n "${R[$k.status]:-}" ]; then
+			R[$fig.$t.status]=${R[$k.status]}
+		fi
+		[ -n "${R[$k.bytes]:-}" ] && [ "${R[$k.bytes]}" -gt 0 ] 2>/dev/null || continue
+		n=$(( n + 1 ))
+		bytes=$(( bytes + R[$k.bytes] ))
+		secs=$(awk -v a="$secs" -v b="${R[$k.seconds]}" 'BEGIN {printf "%.6f", a + b}')
+		cpu=$(awk -v a="$cpu" -v b="${R[$k.cpu_s]}" 'BEGIN {printf "%.4f", a + b}')
+		best=$(awk -v a="$best" -v b="${R[$k.best_mbps]:-${R[$k.mbps]}}" 'BEGIN {print (b > a ? b : a)}')
+		R[$fig.$t.cipher]=${R[$k.cipher]:-}
+	done
+	[ "$n" -gt 0 ] || return 0
+	R[$fig.$t.transfers]=$n
+	R[$fig.$t.bytes]=$bytes
+	R[$fig.$t.seconds]=$secs
+	R[$fig.$t.cpu_s]=$cpu
+	R[$fig.$t.best_mbps]=$best
+	R[$fig.$t.mbps]=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {if (s > 0) printf "%.1f", b / 1e6 / s}')
+}
+
+# xfer_figure FIG PROTO MODE ARGS...: one transfer per target per round,
+# FETCHES rounds, the targets' order reversed in every other round (as for
+# the logins), so that a slow spell of the machine does not fall on one
+# target's transfers only.
+xfer_figure() {
+	local fig=$1 proto=$2 mode=$3 r t order; shift 3
+	for r in $(seq "$FETCHES"); do
+		order=$TARGETS
+		[ $(( r % 2 )) = 0 ] && order=$(echo "$TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
+		for t in $order; do
+			skip_if_late 40 "$fig $t round $r" && continue
+			measure "$fig.r$r" "$t" fast "$proto" "$mode" --count 1 --timeout 120 "$@"
+			restart_if_dead
+		done
+	done
+	for t in $TARGETS; do xfer_sum "$fig" "$t"; done
+}
+xfer_figure fetch imap fetch
+xfer_figure smtp smtp smtp --size "$SIZE"
 
 mg_rss after-throughput
 
@@ -1005,10 +1043,11 @@ Dovecot, which use a private Dovecot with real passwd-file authentication.
   (mailgate: its one process, thread pool included; nginx: master and workers), from the
   run time of every thread before and after (/proc/PID/task/TID/schedstat, in nanoseconds,
   rather than the 10 ms ticks of utime + stime in /proc/PID/stat).
-- Throughput: one client, FETCH of a ${SIZE}-byte message ${FETCHES} times (read 16 KiB at a time),
-  or ${FETCHES} SMTP DATA of ${SIZE} bytes in one session; MB = 10^6 bytes. The ratios use the
-  fastest of the ${FETCHES} transfers (the least disturbed by anything else on the machine); CPU
-  s/GB is the proxy's CPU over all of them per 10^9 bytes.
+- Throughput: one client, FETCH of a ${SIZE}-byte message (read 16 KiB at a time), or SMTP DATA
+  of ${SIZE} bytes, one transfer per session; ${FETCHES} rounds, each through every target in
+  turn (the order reversed in every other round); MB = 10^6 bytes. The ratios use each target's
+  fastest transfer (the least disturbed by anything else on the machine); CPU s/GB is the
+  proxy's CPU over all of them (their logins included) per 10^9 bytes.
 - Idle memory: a freshly started proxy, one warm-up login, then ${IDLE_N} sessions logged in and in
   IDLE; (RSS 3 s after the last one is established - RSS before) / sessions.$IDLE_SENTENCE
 - NOOP: one session, ${NOOPS} NOOP round trips; "added" is the p50 minus the direct p50.
