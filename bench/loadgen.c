@@ -52,6 +52,7 @@ static struct {
 	int		 insecure;	/* --insecure: no certificate check */
 	int		 plain;		/* --plain: no TLS at all */
 	const char	*user, *pass;	/* --user, --pass */
+	int		 user_random;	/* --user-random: "USER-xxxxxxxx", a new name at every login */
 	int		 conc;		/* --concurrency */
 	double		 duration;	/* --duration seconds (logins) */
 	uint64_t	 count;		/* --count: logins, fetches, NOOPs or sessions */
@@ -136,7 +137,7 @@ usage(void)
 	    "usage: loadgen MODE --connect IP:PORT [options]\n"
 	    "  MODE: logins | fetch | smtp | idle | noop\n"
 	    "  --ca FILE --verify-name NAME|IP | --insecure | --plain\n"
-	    "  --bind IP --user U --pass P --label TEXT --timeout S --nagle\n"
+	    "  --bind IP --user U [--user-random] --pass P --label TEXT --timeout S --nagle\n"
 	    "  logins: --concurrency N --duration S --count C --resume\n"
 	    "  fetch: --uid UID --count R      smtp: --size BYTES --count R --from A --to A\n"
 	    "  idle: --count N --ramp R --hold S     noop: --count K\n");
@@ -311,7 +312,13 @@ send_login(struct lg *s)
 	char buf[1200], *p = buf;
 
 	p += snprintf(p, 16, "a LOGIN ");
-	p += quote(p, 512, opt.user);
+	if (opt.user_random) {
+		char name[520];
+
+		snprintf(name, sizeof(name), "%s-%08lx", opt.user, (unsigned long)random() & 0xffffffffUL);
+		p += quote(p, 512, name);
+	} else
+		p += quote(p, 512, opt.user);
 	*p++ = ' ';
 	p += quote(p, 512, opt.pass);
 	memcpy(p, "\r\n", 3);
@@ -950,6 +957,7 @@ main(int argc, char **argv)
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "plain", no_argument, NULL, 'P' },
 		{ "user", required_argument, NULL, 'u' },
+		{ "user-random", no_argument, NULL, 'X' },
 		{ "pass", required_argument, NULL, 'p' },
 		{ "concurrency", required_argument, NULL, 'n' },
 		{ "duration", required_argument, NULL, 'd' },
@@ -1005,6 +1013,7 @@ main(int argc, char **argv)
 		case 'k': opt.insecure = 1; break;
 		case 'P': opt.plain = 1; break;
 		case 'u': opt.user = optarg; break;
+		case 'X': opt.user_random = 1; break;
 		case 'p': opt.pass = optarg; break;
 		case 'n': opt.conc = atoi(optarg); break;
 		case 'd': opt.duration = atof(optarg); break;

@@ -361,6 +361,9 @@ listen:
 tls: { certificate: $CA/gateway.crt, key: $CA/gateway.key }
 store: { sqlite: $MGD/store.db, master_key: $MGD/master.key }
 auth: { cache_ttl: 1h }
+# The crowd of failed logins in the "while failed logins are hashed" figure
+# comes from one address: delays and blocking would stop it, not the hashing.
+brute_force: { delay_after: 1000, max_delay: 0, block_after: 100000 }
 EOF
 	if [ "$1" = 1 ]; then
 		cat <<EOF
@@ -718,6 +721,25 @@ for c in 1 32; do
 	logins_figure "login.dove.c$c" dove --concurrency $c
 done
 
+# -- 1c. a cached login while a crowd of failed logins is being hashed --
+# 32 clients log in as unknown users (a new name each time, so no two checks
+# are shared) with a wrong password: each costs mailgate a full password hash.
+# Meanwhile one client logs in again and again as a user whose credential is
+# cached. mailgate only: nginx's auth_http here returns fixed headers.
+if ! skip_if_late 30 "storm" && alive mailgate; then
+	# shellcheck disable=SC2046
+	start_bg "$WORK/storm.out" "$BB/loadgen" logins $(lg_args mailgate fast imap) \
+		--user nobody --user-random --pass wrong-password --concurrency 32 --duration 8 \
+		--timeout 40 --label storm.crowd
+	STORM_PID=$LAST_PID
+	measure storm mailgate fast imap logins --concurrency 1 --duration 5 --timeout 30
+	wait "$STORM_PID" 2>/dev/null || true
+	forget_pid "$STORM_PID"
+	grep '^mode=' "$WORK/storm.out" >>"$RAW" || true
+	parse_into storm.crowd "$(grep '^mode=' "$WORK/storm.out" | tail -1)"
+	restart_if_dead
+fi
+
 mg_rss after-logins
 
 # -- 2. relay throughput: FETCH and SMTP DATA of $SIZE bytes --
@@ -900,6 +922,11 @@ for c in 1 32; do
 		"CPU/login vs nginx-mail ${r:-?}x (<= 1.5): $(verdict "$r" "<=" 1.5)"
 done
 lat() { [ -n "$(v "$1.$2.p50_ms")" ] && printf '%.2f / %.2f' "$(v "$1.$2.p50_ms")" "$(v "$1.$2.p99_ms")" || echo -; }
+crowd_rate=$(awk -v e="$(v storm.crowd.errors)" -v s="$(v storm.crowd.seconds)" \
+	'BEGIN {if (s > 0) printf "%.0f", e / s}')
+row "cached login latency p50 / p99 ms while 32 clients fail logins as unknown users" \
+	"$(lat storm mailgate)" "-" "-" "-" \
+	"the crowd: ${crowd_rate:-?} failed logins/s, each a full password hash; unloaded: the next row"
 row "login latency p50 / p99 ms (connect to tagged OK), fresh TLS, c=1" \
 	"$(lat login.fresh.c1 mailgate)" "$(lat login.fresh.c1 direct)" \
 	"$(lat login.fresh.c1 nginx-mail)" "$(lat login.fresh.c1 nginx-stream)" \
@@ -1051,6 +1078,10 @@ Dovecot, which use a private Dovecot with real passwd-file authentication.
 - Idle memory: a freshly started proxy, one warm-up login, then ${IDLE_N} sessions logged in and in
   IDLE; (RSS 3 s after the last one is established - RSS before) / sessions.$IDLE_SENTENCE
 - NOOP: one session, ${NOOPS} NOOP round trips; "added" is the p50 minus the direct p50.
+- Failed-login crowd: 32 clients log in for 8 s as unknown users (a new name at every login)
+  with a wrong password, each login costing mailgate a full password hash; meanwhile one client
+  logs in for 5 s, again and again, as a user whose credential is cached (brute-force delays are
+  off in this mailgate's configuration, so that only the hashing is measured).
 - The machine has $(nproc) cores and the load generator, the upstream and the proxy share them;
   nothing is pinned. Logins/s therefore measure the whole machine; CPU per login and CPU per GB
   are the comparable per-proxy costs. On this kind of shared virtual machine single figures
