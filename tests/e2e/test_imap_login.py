@@ -338,15 +338,19 @@ def test_prelogin_commands_and_errors(gateway):
         c.close()
 
 
+def assert_bye_then_closed(c, why):
+    """The next line is a BYE saying why, and the gateway closes the connection after it."""
+    line = c.readline()
+    assert line.startswith(b"* BYE") and why in line, line
+    with pytest.raises(EOFError):
+        c.readline()
+
+
 def test_overlong_line_is_refused_and_closed(gateway):
     c = gateway.raw("implicit")
     try:
         c.send(b"a LOGIN " + b"x" * 10000 + b"\r\n")
-        line = c.readline()
-        assert line.startswith(b"* BYE") and b"too long" in line, line
-        # The gateway closed the connection after saying why.
-        with pytest.raises(EOFError):
-            c.readline()
+        assert_bye_then_closed(c, b"too long")
     finally:
         c.close()
     # ... and keeps serving others.
@@ -365,9 +369,6 @@ def test_three_failures_close_the_connection(gateway):
         for i in range(3):
             _, tagged = c.command("f%d" % i, "LOGIN alice wrong-%d" % i)
             assert b"[AUTHENTICATIONFAILED]" in tagged, tagged
-        line = c.readline()
-        assert line.startswith(b"* BYE") and b"Too many authentication failures" in line, line
-        with pytest.raises(EOFError):
-            c.readline()
+        assert_bye_then_closed(c, b"Too many authentication failures")
     finally:
         c.close()
