@@ -127,4 +127,75 @@ int mg_imap_caps_has(const char *caps, size_t len, const char *cap);
  */
 int mg_imap_quote(const char *s, size_t slen, char *out, size_t outlen);
 
+/*
+ * Relay tracking: what the gateway needs to know about an IMAP session it
+ * relays to hand the provider connection, still logged in, to the next
+ * login of the same account once the device says LOGOUT (see uppool.h).
+ *
+ * Two scanners, one per direction, fed the bytes exactly as they are
+ * relayed. They find line ends and skip literals ({n}, {n+}, ~{n}: RFC 9051
+ * section 4.3, RFC 7888), so message data is never mistaken for commands or
+ * responses; they look at the first bytes of each client command (tag,
+ * name, UID's subcommand) and of each server response (tagged or not), and
+ * count the commands still unanswered. Anything that changes the session
+ * for good (ENABLE, COMPRESS, CONDSTORE, an unknown command...) or that the
+ * scanners cannot follow marks the session tainted: it is then never
+ * reused, and the caller may stop feeding the scanners.
+ *
+ * Pure: no allocation, no I/O; any byte boundary; every number checked.
+ */
+#define MG_IMTRK_HEAD	80	/* first bytes of a client command kept (tag, name, subcommand) */
+#define MG_IMTRK_WIN	12	/* rolling window for words anywhere in a client command */
+
+enum mg_imtrk_result {
+	MG_IMTRK_AGAIN = 0,	/* everything was consumed */
+	MG_IMTRK_LOGOUT		/* a LOGOUT the gateway may answer itself begins at *consumed;
+				 * t->logout_tag holds its tag and t->logout_len its length */
+};
+
+struct mg_imap_track {
+	/* Client -> provider. */
+	uint64_t	c_lit;		/* literal bytes still to skip */
+	uint64_t	c_num;		/* literal length being read at the end of a line */
+	uint8_t		c_litst;	/* private: where in "{digits[+]}" CR the line's end is */
+	uint8_t		c_inline;	/* a command has begun (its first byte was seen) */
+	uint8_t		c_idle;		/* IDLE is in progress: the next line is DONE */
+	uint16_t	c_head_len;	/* bytes in c_head */
+	char		c_head[MG_IMTRK_HEAD];	/* the command's first bytes (not literal data) */
+	char		c_win[MG_IMTRK_WIN];	/* the command's last bytes, for words like MODSEQ */
+	/* Provider -> client. */
+	uint64_t	s_lit;		/* literal bytes still to skip */
+	uint8_t		s_head_len;	/* bytes in s_head */
+	uint8_t		s_tail_len;	/* bytes in s_tail */
+	char		s_head[2];	/* the response's first bytes: "* ", "+ " or a tag's */
+	char		s_tail[24];	/* the last bytes of the current line, for "{n}" */
+	/* Both. */
+	uint32_t	pending;	/* commands sent and not yet answered with a tagged line */
+	uint8_t		selected;	/* SELECT or EXAMINE was the last of SELECT/EXAMINE/CLOSE/UNSELECT */
+	uint8_t		tainted;	/* the session must not be reused */
+	const char	*why;		/* when tainted: a static reason, for the log */
+	int64_t		c_start;	/* private: where the current command began in this buffer, -1 before it */
+	uint8_t		logout_tag_len;	/* after MG_IMTRK_LOGOUT: its tag is c_head[0 .. logout_tag_len) */
+	size_t		logout_len;	/* after MG_IMTRK_LOGOUT: bytes of the LOGOUT line, CRLF included */
+};
+
+void mg_imap_track_init(struct mg_imap_track *t);
+
+/*
+ * Feeds client bytes on their way to the provider. Returns AGAIN when all n
+ * were consumed, or LOGOUT when a complete LOGOUT command arrived while no
+ * other command was unanswered, IDLE was not running and the session is not
+ * tainted: *consumed is then where that command begins (the bytes before it
+ * go to the provider as usual).
+ */
+enum mg_imtrk_result mg_imap_track_client(struct mg_imap_track *t, const uint8_t *p, size_t n,
+    size_t *consumed);
+/*
+ * (After LOGOUT the scanner is left inside that command: the session ends
+ * there, or the caller stops feeding it.)
+ */
+
+/* Feeds provider bytes on their way to the device (all are consumed). */
+void mg_imap_track_server(struct mg_imap_track *t, const uint8_t *p, size_t n);
+
 #endif
