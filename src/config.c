@@ -41,6 +41,7 @@
 #define MG_CFG_TIMEOUT_IDLE	1800	/* RFC 3501 5.4: at least 30 minutes */
 #define MG_CFG_TIMEOUT_CONNECT	30
 #define MG_CFG_TIMEOUT_SHUTDOWN	30	/* seconds live sessions may finish after SIGTERM */
+#define MG_CFG_TIMEOUT_REUSE	60	/* seconds a logged-out IMAP provider connection is kept */
 #define MG_CFG_POLL_INTERVAL	2	/* seconds, default for store.poll_interval */
 #define MG_CFG_POLL_MAX		60
 #define MG_CFG_CACHE_TTL	60	/* seconds, default for auth.cache_ttl */
@@ -132,20 +133,23 @@ static const struct config_field config_auth_fields[AUTH_N] = {
 	{ "cache_ttl", 0 },
 };
 
-enum { TIMEOUT_LOGIN, TIMEOUT_IDLE, TIMEOUT_CONNECT, TIMEOUT_SHUTDOWN_GRACE, TIMEOUT_N };
+enum { TIMEOUT_LOGIN, TIMEOUT_IDLE, TIMEOUT_CONNECT, TIMEOUT_SHUTDOWN_GRACE, TIMEOUT_UPSTREAM_REUSE,
+	TIMEOUT_N };
 static const struct config_field config_timeout_fields[TIMEOUT_N] = {
 	{ "login", 0 }, { "idle", 0 }, { "connect", 0 }, { "shutdown_grace", 0 },
+	{ "upstream_reuse", 0 },
 };
 /*
  * Bounds, in seconds. A bigger value is far more likely a slip (an "h" for
  * an "m") than a wish, and would keep dead sessions for days. Only the
- * shutdown grace may be 0: a gateway that closes every session at once.
+ * shutdown grace (a gateway that closes every session at once) and
+ * upstream_reuse (provider connections are never kept) may be 0.
  */
 static const unsigned config_timeout_min[TIMEOUT_N] = {
-	1, 1, 1, 0,
+	1, 1, 1, 0, 0,
 };
 static const unsigned config_timeout_max[TIMEOUT_N] = {
-	3600, 86400, 600, 3600,
+	3600, 86400, 600, 3600, 3600,
 };
 
 /*
@@ -1278,7 +1282,7 @@ config_timeouts(struct config_load *ld, const struct config_item *it)
 	struct config_item items[TIMEOUT_N];
 	unsigned *dst[TIMEOUT_N] = {
 		&ld->cfg->timeout_login, &ld->cfg->timeout_idle, &ld->cfg->timeout_connect,
-		&ld->cfg->timeout_shutdown,
+		&ld->cfg->timeout_shutdown, &ld->cfg->timeout_reuse,
 	};
 	size_t	 order[TIMEOUT_N], j;
 	int	 n;
@@ -1881,6 +1885,7 @@ mg_config_load(const char *path, struct mg_config **out, struct mg_diag *diag)
 	cfg->timeout_idle = MG_CFG_TIMEOUT_IDLE;
 	cfg->timeout_connect = MG_CFG_TIMEOUT_CONNECT;
 	cfg->timeout_shutdown = MG_CFG_TIMEOUT_SHUTDOWN;
+	cfg->timeout_reuse = MG_CFG_TIMEOUT_REUSE;
 	config_defaults(cfg, config_limit_settings, LIMIT_N);
 	config_defaults(cfg, config_bf_settings, BF_N);
 	cfg->poll_interval = MG_CFG_POLL_INTERVAL;

@@ -94,6 +94,9 @@ struct mg_config {
 	unsigned		 timeout_connect;	/* seconds for upstream connect+TLS+login (default 30) */
 	unsigned		 timeout_shutdown;	/* seconds live sessions may finish after SIGTERM
 						   (0-3600, default 30) */
+	unsigned		 timeout_reuse;		/* seconds an IMAP provider connection stays logged in
+						   after the device's LOGOUT, for the account's next
+						   login (0-3600, 0: never kept; default 60) */
 
 	/*
 	 * Whom to run as once the listeners are bound and the files opened.

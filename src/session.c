@@ -20,9 +20,11 @@
 #include "auth.h"
 #include "ratelimit.h"
 #include "log.h"
+#include "parse_imap.h"
 #include "revoke.h"
 #include "store_open.h"
 #include "upstream.h"
+#include "uppool.h"
 
 static void	gw_accept_cb(uv_stream_t *, int);
 static void	gw_signal_cb(uv_signal_t *, int);
@@ -37,6 +39,8 @@ static void	relay_client_read_cb(struct mg_conn *);
 static void	relay_up_read_cb(struct mg_conn *);
 static void	relay_client_drain_cb(struct mg_conn *);
 static void	relay_up_drain_cb(struct mg_conn *);
+static void	relay_track_end(struct mg_session *);
+static int	relay_logout(struct mg_session *, size_t);
 static void	session_free(struct mg_session *);
 static void	session_reject(struct mg_session *);
 static void	gw_finish(struct mg_gateway *);
@@ -81,6 +85,7 @@ session_free(struct mg_session *s)
 	gw->nsessions--;
 	free(s->user);
 	free(s->auth_user);
+	free(s->trk);
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 	/*
@@ -407,14 +412,73 @@ relay_pass(struct mg_session *s, struct mg_conn *from, struct mg_conn *to, int *
 	}
 }
 
+/*
+ * IMAP: the session may no longer hand its provider connection on (see
+ * uppool.h); the scanners stop, so the relay costs what it did without them.
+ */
+static void
+relay_track_end(struct mg_session *s)
+{
+	if (s->trk == NULL)
+		return;
+	mg_log_debug(s->id, "imap upstream not kept reason=\"%s\"",
+	    s->trk->why != NULL ? s->trk->why : "none");
+	free(s->trk);
+	s->trk = NULL;
+}
+
+/*
+ * IMAP: the device said LOGOUT at offset off of its input, with nothing in
+ * flight. If the pool keeps the provider connection, the gateway answers
+ * the LOGOUT itself (RFC 9051 section 6.1.3: BYE, then the tagged OK) and
+ * the session ends: 1. Otherwise 0, and the LOGOUT is relayed as usual.
+ */
+static int
+relay_logout(struct mg_session *s, size_t off)
+{
+	struct mg_conn	*c = &s->client;
+	char		 tag[MG_IMTRK_HEAD];
+	size_t		 tl = s->trk->logout_tag_len;
+
+	if (off > 0) {
+		/* Blank lines before it: the provider sees what the device sent. */
+		if (mg_conn_write(&s->up->conn, c->in, off) == -1) {
+			mg_session_close(s, "upstream write failed");
+			return 1;
+		}
+		mg_conn_consume(c, off);
+	}
+	memcpy(tag, s->trk->c_head, tl);
+	if (mg_upool_park(s, s->trk->selected) == -1) {
+		s->trk->why = "the pool did not take it";
+		relay_track_end(s);
+		return 0;
+	}
+	free(s->trk);
+	s->trk = NULL;
+	/* Nothing may follow LOGOUT: what did is dropped with the session. */
+	mg_conn_discard_input(c);
+	(void)mg_conn_printf(c, "* BYE Logging out\r\n%.*s OK Logout completed\r\n", (int)tl, tag);
+	mg_session_close_after_flush(s, "client logout");
+	return 1;
+}
+
 static void
 relay_client_read_cb(struct mg_conn *c)
 {
-	struct mg_session *s = c->owner;
+	struct mg_session	*s = c->owner;
+	size_t			 off;
 
 	if (s->closing || s->up == NULL)
 		return;
 	mg_session_touch(s);
+	if (s->trk != NULL && c->in_len > 0) {
+		if (mg_imap_track_client(s->trk, c->in, c->in_len, &off) == MG_IMTRK_LOGOUT &&
+		    relay_logout(s, off))
+			return;
+		if (s->trk != NULL && s->trk->tainted)
+			relay_track_end(s);
+	}
 	relay_pass(s, c, &s->up->conn, &s->client_eof, "client");
 }
 
@@ -427,6 +491,11 @@ relay_up_read_cb(struct mg_conn *c)
 	if (s->closing)
 		return;
 	mg_session_touch(s);
+	if (s->trk != NULL && c->in_len > 0) {
+		mg_imap_track_server(s->trk, c->in, c->in_len);
+		if (s->trk->tainted)
+			relay_track_end(s);
+	}
 	relay_pass(s, c, &s->client, &s->up_eof, "upstream");
 }
 
@@ -455,6 +524,10 @@ mg_session_relay(struct mg_session *s)
 
 	s->state = MG_SS_RELAY;
 	mg_session_set_timeout(s, (uint64_t)s->gw->cfg->timeout_idle * 1000);
+	/* IMAP: follow the session to keep the provider connection after LOGOUT (uppool.h). */
+	if (s->lcfg->proto == MG_PROTO_IMAP && s->gw->cfg->timeout_reuse > 0 && s->gw->upool != NULL &&
+	    (s->trk = malloc(sizeof(*s->trk))) != NULL)
+		mg_imap_track_init(s->trk);
 	/* From here on the bytes are mail, not the gateway's secrets. */
 	s->client.wipe = 0;
 	up->wipe = 0;
@@ -513,6 +586,7 @@ gw_finish(struct mg_gateway *gw)
 	if (gw->finished)
 		return;
 	gw->finished = 1;
+	mg_upool_close_all(gw, "gateway stopping");
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_hup, NULL);
@@ -582,6 +656,7 @@ gw_signal_cb(uv_signal_t *sig, int signum)
 	mg_log_info(0, "stopping signal=%d sessions=%llu grace_s=%u", signum,
 	    (unsigned long long)gw->nsessions, gw->cfg->timeout_shutdown);
 	gw->stopping = 1;
+	mg_upool_close_all(gw, "gateway stopping");
 	for (i = 0; i < gw->nlisteners; i++)
 		if (!uv_is_closing((uv_handle_t *)&gw->listeners[i].tcp))
 			uv_close((uv_handle_t *)&gw->listeners[i].tcp, NULL);
@@ -682,7 +757,8 @@ gw_setup(struct mg_gateway *gw)
 	if ((gw->limits = mg_limits_new(cfg)) == NULL ||
 	    (gw->up_sessions = calloc(cfg->nproviders * MG_PROTO_COUNT + 1, sizeof(*gw->up_sessions))) == NULL ||
 	    (gw->up_addrs = calloc(cfg->nproviders * MG_PROTO_COUNT + 1, sizeof(*gw->up_addrs))) == NULL ||
-	    mg_auth_init(gw) == -1 || mg_audit_init(gw) == -1 || mg_revoke_start(gw) == -1) {
+	    mg_auth_init(gw) == -1 || mg_audit_init(gw) == -1 || mg_revoke_start(gw) == -1 ||
+	    mg_upool_init(gw) == -1) {
 		mg_log_err(0, "startup error=\"out of memory\"");
 		return -1;
 	}
@@ -822,6 +898,7 @@ out:
 		free(gw.up_addrs);
 	}
 	mg_limits_free(gw.limits);
+	mg_upool_free(&gw);
 	mg_auth_free(&gw);
 	mg_audit_free(&gw);
 	mg_keyring_wipe(&gw.ring);

@@ -39,6 +39,8 @@ struct mg_listener {
 };
 
 struct mg_resolved;
+struct mg_upool;
+struct mg_imap_track;
 
 struct mg_gateway {
 	uv_loop_t		*loop;
@@ -63,6 +65,7 @@ struct mg_gateway {
 	struct mg_limits	*limits;	/* connection, session and brute-force counters */
 	SSL_SESSION		**up_sessions;	/* upstream TLS sessions to resume: [provider * MG_PROTO_COUNT + proto] */
 	struct mg_resolved	**up_addrs;	/* upstream addresses, same index (upstream.h) */
+	struct mg_upool		*upool;		/* IMAP provider connections kept between logins (uppool.h) */
 	struct mg_session	*sessions;	/* all live sessions, for shutdown */
 	uint64_t		 nsessions;	/* live sessions */
 	uint64_t		 trim_peak;	/* most sessions since memory was last handed back */
@@ -130,6 +133,8 @@ struct mg_session {
 	const char			*hash;		/* how the last credential was checked (static string, for logs) */
 	const char			*provider;	/* provider name once authenticated (the configuration's), or NULL */
 	const char			*close_reason;	/* static text for the close log line */
+	struct mg_imap_track		*trk;		/* IMAP relay: whether the provider connection may be kept
+							 * after LOGOUT (malloc'd; NULL when it may not) */
 	uint64_t			 up_bytes_in;	/* bytes from the provider (kept after the upstream is gone) */
 	uint64_t			 up_bytes_out;
 };

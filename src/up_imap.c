@@ -29,7 +29,10 @@ enum {
 	UI_AUTH_CONT,		/* AUTHENTICATE PLAIN sent without SASL-IR: waiting for "+" */
 	UI_LOGIN_CONT,		/* LOGIN with a literal: waiting for "+" */
 	UI_LOGIN,		/* waiting for the tagged result of the login */
-	UI_POSTCAPA		/* CAPABILITY after login */
+	UI_POSTCAPA,		/* CAPABILITY after login */
+	UI_PARK_UNSELECT,	/* parked after LOGOUT: UNSELECT sent */
+	UI_PARK_CAPA,		/* parked: CAPABILITY sent */
+	UI_PARKED		/* parked, ready for the next login */
 };
 
 static void	up_imap_connected(struct mg_upstream *);
@@ -356,4 +359,84 @@ static void
 up_imap_read(struct mg_upstream *u)
 {
 	mg_upstream_read_lines(u, up_imap_line);
+}
+
+/*
+ * Parking. The device said LOGOUT with nothing else in flight and nothing
+ * done that outlives its session (parse_imap_relay.c decided that). What
+ * is left is the selected mailbox: UNSELECT (RFC 3691, part of IMAP4rev2)
+ * leaves it without expunging, as the device's LOGOUT would have. CLOSE
+ * would expunge, so a provider without UNSELECT does not get its
+ * connection kept. CAPABILITY then gives the next device's login reply
+ * what this server offers in the authenticated state.
+ *
+ * Nothing here may call mg_upstream_fail(): a parked upstream has no
+ * session to report to. Errors are returned and uppool.c closes it.
+ */
+static int
+up_imap_park_cmd(struct mg_upstream *u, const char *cmd, int state)
+{
+	char	line[64];
+	int	n;
+
+	snprintf(u->tag, sizeof(u->tag), "M%d", ++u->tagno);
+	n = snprintf(line, sizeof(line), "%s %s\r\n", u->tag, cmd);
+	u->state = state;
+	return mg_conn_write(&u->conn, line, (size_t)n);
+}
+
+int
+mg_up_imap_park(struct mg_upstream *u, int selected)
+{
+	u->lg->caps[0] = '\0';
+	if (selected)
+		return up_imap_park_cmd(u, "UNSELECT", UI_PARK_UNSELECT);
+	return up_imap_park_cmd(u, "CAPABILITY", UI_PARK_CAPA);
+}
+
+int
+mg_up_imap_parked_line(struct mg_upstream *u, const char *line, size_t len, const char **why)
+{
+	struct mg_imap_resp	r;
+
+	/*
+	 * Nothing the provider sends now is for anyone: untagged data is
+	 * dropped. A literal would make the next line data, not a response:
+	 * rather than follow it, the connection is not kept.
+	 */
+	if (len > 0 && line[len - 1] == '}' && memchr(line, '{', len) != NULL) {
+		*why = "literal while parked";
+		return -1;
+	}
+	if (mg_imap_resp_parse(line, len, &r) == -1) {
+		*why = "reply not understood";
+		return -1;
+	}
+	if (r.type == MG_IMAP_RESP_UNTAGGED) {
+		if (r.status == MG_IMAP_ST_BYE) {
+			*why = "provider said BYE";
+			return -1;
+		}
+		if (u->state == UI_PARK_CAPA && r.status == MG_IMAP_ST_NONE && r.data_len >= 10 &&
+		    strncasecmp(r.data, "CAPABILITY", 10) == 0)
+			up_imap_set_caps(u, r.data, r.data_len);
+		return 0;
+	}
+	if (r.type == MG_IMAP_RESP_CONTINUE || u->state == UI_PARKED || strcmp(r.tag, u->tag) != 0) {
+		*why = "provider answered out of turn";
+		return -1;
+	}
+	if (r.status != MG_IMAP_ST_OK) {
+		*why = u->state == UI_PARK_UNSELECT ? "UNSELECT refused" : "CAPABILITY refused";
+		return -1;
+	}
+	if (u->state == UI_PARK_UNSELECT) {
+		if (up_imap_park_cmd(u, "CAPABILITY", UI_PARK_CAPA) == -1) {
+			*why = "cannot write to the provider";
+			return -1;
+		}
+		return 0;
+	}
+	u->state = UI_PARKED;
+	return 1;
 }

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "parse_imap.h"
 #include "session.h"
+#include "uppool.h"
 
 /* The longest line a provider may send during the login (replies, capabilities). */
 #define MG_UP_LINE_MAX	16384
@@ -29,10 +30,21 @@ static void	up_try_connect(struct mg_upstream *);
 static void	up_maybe_free(struct mg_upstream *);
 static void	up_login_free(struct mg_upstream *);
 static void	up_parse_literal(struct mg_upstream *, char *, size_t);
+static int	up_start(struct mg_session *, enum mg_proto, const struct mg_auth_result *, mg_upstream_cb,
+		    int);
+static void	up_attach(struct mg_upstream *, struct mg_session *, mg_upstream_cb,
+		    const struct mg_auth_result *);
 
 int
 mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_auth_result *r,
     mg_upstream_cb done)
+{
+	return up_start(s, proto, r, done, 1);
+}
+
+static int
+up_start(struct mg_session *s, enum mg_proto proto, const struct mg_auth_result *r, mg_upstream_cb done,
+    int pool)
 {
 	const struct mg_provider_cfg	*pcfg;
 	struct mg_upstream		*u;
@@ -45,13 +57,27 @@ mg_upstream_start(struct mg_session *s, enum mg_proto proto, const struct mg_aut
 	if ((ctx = mg_gateway_client_ctx(s->gw, r->provider, proto, &pcfg, &slot, &addrs)) == NULL ||
 	    !pcfg->ep[proto].present)
 		return -1;
-	if (r->secret_len >= MG_SECRET_MAX || (u = calloc(1, sizeof(*u))) == NULL)
+	if (r->secret_len >= MG_SECRET_MAX)
+		return -1;
+	if (proto == MG_PROTO_IMAP && s->gw->cfg->timeout_reuse > 0) {
+		uint8_t key[32];
+
+		mg_upool_key(s->gw, r, key);
+		if (pool && (u = mg_upool_take(s->gw, key)) != NULL) {
+			up_attach(u, s, done, r);
+			return 0;
+		}
+		if ((u = calloc(1, sizeof(*u))) == NULL)
+			return -1;
+		memcpy(u->key, key, sizeof(key));
+	} else if ((u = calloc(1, sizeof(*u))) == NULL)
 		return -1;
 	if ((u->lg = calloc(1, sizeof(*u->lg))) == NULL) {
 		free(u);
 		return -1;
 	}
 	u->s = s;
+	u->gw = s->gw;
 	u->ep = &pcfg->ep[proto];
 	u->ctx = ctx;
 	u->resume = slot;
@@ -106,6 +132,75 @@ fail:
 	up_login_free(u);
 	free(u);
 	return -1;
+}
+
+/*
+ * A kept connection (uppool.h), logged in and back in the authenticated
+ * state, serves session s. When it is ready the login ends at once, with
+ * the capabilities the provider gave when it was kept. When it is still
+ * settling the login waits for it, with what a new connection would need
+ * in case it fails (wiped once it is ready).
+ */
+static void
+up_attach(struct mg_upstream *u, struct mg_session *s, mg_upstream_cb done, const struct mg_auth_result *r)
+{
+	u->s = s;
+	u->done = done;
+	mg_session_ref(s);
+	s->up = u;
+	if (u->parked == 3) {
+		mg_log_info(s->id, "upstream waiting for kept host=%s from=%08x", u->ep->host, u->sid);
+		snprintf(u->lg->login, sizeof(u->lg->login), "%s", r->login);
+		memcpy(u->lg->secret, r->secret, r->secret_len);
+		u->lg->secret_len = r->secret_len;
+		return;
+	}
+	mg_upstream_kept_ready(u);
+}
+
+void
+mg_upstream_kept_ready(struct mg_upstream *u)
+{
+	struct mg_session *s = u->s;
+
+	mg_log_info(s->id, "upstream reused host=%s addr=%s kept_ms=%llu uses=%u from=%08x", u->ep->host,
+	    u->addr, (unsigned long long)(uv_now(s->gw->loop) - u->parked_at), u->uses + 1, u->sid);
+	u->parked = 0;
+	u->conn.on_read = up_read_cb;
+	u->conn.on_drain = NULL;
+	u->phase = MG_UP_LOGIN;
+	mg_upstream_ready(u);
+}
+
+void
+mg_upstream_kept_failed(struct mg_upstream *u)
+{
+	struct mg_session	*s = u->s;
+	struct mg_auth_result	*r;
+	mg_upstream_cb		 done = u->done;
+
+	u->parked = 0;
+	s->up = NULL;
+	u->s = NULL;
+	mg_upstream_close(u);		/* its lg (the secret copy) is wiped when it is freed */
+	if ((r = calloc(1, sizeof(*r))) == NULL || s->auth_user == NULL || s->provider == NULL) {
+		free(r);
+		done(s, -1, "out of memory");
+	} else {
+		r->status = MG_AUTH_OK;
+		snprintf(r->user, sizeof(r->user), "%s", s->auth_user);
+		r->auth_gen = s->auth_gen;
+		snprintf(r->provider, sizeof(r->provider), "%s", s->provider);
+		snprintf(r->login, sizeof(r->login), "%s", u->lg->login);
+		memcpy(r->secret, u->lg->secret, u->lg->secret_len);
+		r->secret_len = u->lg->secret_len;
+		mg_upstream_wipe(u);
+		if (up_start(s, MG_PROTO_IMAP, r, done, 0) == -1)
+			done(s, -1, "cannot reach the provider");
+		OPENSSL_cleanse(r, sizeof(*r));
+		free(r);
+	}
+	mg_session_unref(s);		/* the kept connection's reference */
 }
 
 void
@@ -339,6 +434,7 @@ mg_upstream_ready(struct mg_upstream *u)
 	if (u->phase != MG_UP_LOGIN)
 		return;
 	u->phase = MG_UP_READY;
+	u->uses++;
 	mg_upstream_wipe(u);
 	uv_timer_stop(&u->timer);
 	u->done(u->s, 0, NULL);
@@ -370,6 +466,7 @@ up_login_free(struct mg_upstream *u)
 void
 mg_upstream_close(struct mg_upstream *u)
 {
+	u->parked = 0;		/* a kept one: uppool.c took it off its list first */
 	if (u->phase != MG_UP_READY)
 		u->phase = MG_UP_FAILED;
 	u->retrying = 0;
@@ -412,15 +509,19 @@ up_maybe_free(struct mg_upstream *u)
 
 	if (u->handles > 0)
 		return;
-	s->up_bytes_in += u->conn.bytes_in;
-	s->up_bytes_out += u->conn.bytes_out;
-	if (s->up == u)
-		s->up = NULL;
+	/* A kept connection has no session: its last one let go of it when it was kept. */
+	if (s != NULL) {
+		s->up_bytes_in += u->conn.bytes_in;
+		s->up_bytes_out += u->conn.bytes_out;
+		if (s->up == u)
+			s->up = NULL;
+	}
 	mg_resolved_unref(u->res);
 	up_login_free(u);
 	OPENSSL_cleanse(u, sizeof(*u));
 	free(u);
-	mg_session_unref(s);
+	if (s != NULL)
+		mg_session_unref(s);
 }
 
 void

@@ -63,7 +63,8 @@ void mg_resolved_unref(struct mg_resolved *r);
 
 struct mg_upstream {
 	struct mg_conn			 conn;		/* to the provider */
-	struct mg_session		*s;
+	struct mg_gateway		*gw;
+	struct mg_session		*s;		/* the session it serves; NULL while kept (uppool.h) */
 	const struct mg_upstream_proto	*proto;
 	const struct mg_endpoint_cfg	*ep;
 	SSL_CTX				*ctx;
@@ -83,7 +84,16 @@ struct mg_upstream {
 	char				 addr[64];	/* the address connected to, for logs */
 	int				 tagno;		/* IMAP: next tag number */
 	char				 tag[16];	/* IMAP: the tag awaited */
-	struct mg_up_login		*lg;		/* login state, freed once logged in (idle sessions stay small) */
+	struct mg_up_login		*lg;		/* login state, freed once logged in (idle sessions stay small);
+							 * while parked: the capabilities for the next login */
+	/* Keeping the logged-in connection for the account's next login (uppool.h). */
+	uint8_t				 key[32];	/* the account's key; all zero: never kept */
+	struct mg_upstream		*pnext, *pprev;	/* the gateway's parked list */
+	uint64_t			 parked_at;	/* uv_now() when the device logged out */
+	uint32_t			 sid;		/* the session that logged in, for logs while parked */
+	unsigned			 uses;		/* device sessions served, the current one included */
+	int				 parked;	/* 0 in a session; kept: 1 settling after LOGOUT, 2 ready,
+							 * 3 settling with a login waiting for it (in s) */
 };
 
 /* What only the login needs: malloc'd with the upstream, freed after done() ran. */
@@ -146,6 +156,28 @@ void mg_upstream_close(struct mg_upstream *u);
 
 /* Wipes the secret copy. */
 void mg_upstream_wipe(struct mg_upstream *u);
+
+/* A kept connection a login waits for is ready: that login ends at once. */
+void mg_upstream_kept_ready(struct mg_upstream *u);
+
+/*
+ * A kept connection a login waits for failed: it is closed, and the login
+ * goes on with a new connection (the login and secret it kept for that).
+ */
+void mg_upstream_kept_failed(struct mg_upstream *u);
+
+/*
+ * IMAP: after the device's LOGOUT, brings the provider connection back to
+ * the state right after login: UNSELECT when a mailbox is selected, then
+ * CAPABILITY for the next device's login reply. 0 sent, -1 not.
+ */
+int mg_up_imap_park(struct mg_upstream *u, int selected);
+
+/*
+ * One line (without CRLF) from a parked IMAP provider connection: 0 more
+ * to come, 1 ready for the next login, -1 drop it (*why says why).
+ */
+int mg_up_imap_parked_line(struct mg_upstream *u, const char *line, size_t len, const char **why);
 
 extern const struct mg_upstream_proto mg_up_imap;
 extern const struct mg_upstream_proto mg_up_pop3;

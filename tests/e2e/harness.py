@@ -1167,6 +1167,18 @@ class Gateway:
     def log_text(self):
         return read_text(self.log_path)
 
+    def log_offset(self):
+        return len(self.log_text())
+
+    def log_since(self, offset):
+        return self.log_text()[offset:]
+
+    def wait_log(self, pattern, offset=0, deadline=5.0):
+        """Waits for a line of the gateway's log matching the regex pattern after offset."""
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.log_since(offset)), deadline,
+                        "gateway log line /%s/" % pattern, log=lambda: self.log_since(offset))
+
     # -- admin CLI --
 
     def cli(self, *args, input=None, check=True):

@@ -178,7 +178,9 @@ def test_two_thousand_sessions(workdir, ca, dovecot, postfix):
                 len(load.errors), load.errors[:5], report)
             assert load.logged_in == SESSIONS
             # Every session was held: a device connection and an upstream one each.
-            assert load.during["fds"] >= fd0 + 2 * SESSIONS, report
+            # The first session's provider connection, kept after its LOGOUT
+            # (uppool.h), is in the baseline and served one of them.
+            assert load.during["fds"] >= fd0 + 2 * SESSIONS - 1, report
             assert load.noops >= SESSIONS * int(SECONDS // NOOP_EVERY) * 0.9, report
             # Back to the baseline once they are gone.
             wait_for(lambda: fd_count(pid) <= fd0 + FD_SLACK, 30,

@@ -50,8 +50,10 @@ def fakes(ca):
 
 @pytest.fixture(scope="module")
 def hgw(workdir, ca, dovecot, postfix, fakes):
+    # Every login here must open its own provider connection (TLS, login,
+    # certificate checks): none is kept after LOGOUT (test_imap_reuse.py).
     gw = new_gateway(workdir, ca, dovecot, postfix,
-                     timeouts={"connect": "%ds" % CONNECT_TIMEOUT},
+                     timeouts={"connect": "%ds" % CONNECT_TIMEOUT, "upstream_reuse": 0},
                      providers_extra=fakes.providers_yaml())
     with running_gateway(gw) as g:
         yield g
