@@ -30,7 +30,7 @@
 #   BENCH_FETCHES  FETCHes of that message, and SMTP messages, per target, one
 #                  per round, the targets interleaved (5)
 #   BENCH_NOOPS    NOOP round trips per target (5000)
-#   BENCH_BUDGET   seconds after which remaining figures are skipped (480); the
+#   BENCH_BUDGET   seconds after which remaining figures are skipped (540); the
 #                  figure running then may take up to its own limit (150 s at most)
 #   BENCH_KEEP=1   keep the work directory (logs, configs) after the run
 #   BENCH_RESULTS  where to write the results (bench/RESULTS.md)
@@ -47,7 +47,7 @@ IDLE_N=${BENCH_IDLE:-10000}
 SIZE=${BENCH_SIZE:-100000000}
 FETCHES=${BENCH_FETCHES:-5}
 NOOPS=${BENCH_NOOPS:-5000}
-BUDGET=${BENCH_BUDGET:-480}
+BUDGET=${BENCH_BUDGET:-540}
 RESULTS=${BENCH_RESULTS:-$REPO/bench/RESULTS.md}
 
 PROV=127.0.0.2		# upstreams (see /work/shared/TESTING-NOTES.md: not 127.0.0.1)
@@ -193,6 +193,7 @@ rss_kb() {
 proxy_pids() {
 	case $1 in
 	mailgate) echo "$MG_PID" ;;
+	mailgate-noreuse) echo "$MG2_PID" ;;
 	nginx-mail) echo "$NM_PID $(ps -o pid= --ppid "$NM_PID" | tr '\n' ' ')" ;;
 	nginx-stream) echo "$NS_PID $(ps -o pid= --ppid "$NS_PID" | tr '\n' ' ')" ;;
 	*) echo "" ;;
@@ -202,6 +203,7 @@ proxy_pids() {
 alive() {
 	case $1 in
 	mailgate) kill -0 "$MG_PID" 2>/dev/null ;;
+	mailgate-noreuse) kill -0 "$MG2_PID" 2>/dev/null ;;
 	nginx-mail) kill -0 "$NM_PID" 2>/dev/null ;;
 	nginx-stream) kill -0 "$NS_PID" 2>/dev/null ;;
 	*) return 0 ;;
@@ -264,7 +266,7 @@ leaf gateway localhost "DNS:localhost,IP:$GW"
 # -- ports --
 F_IMAPS=$(free_port); F_IMAP=$(free_port); F_SMTPS=$(free_port); F_SMTP=$(free_port)
 D_IMAPS=$(free_port); D_IMAP=$(free_port)
-MG_IMAPS=$(free_port); MG_SMTPS=$(free_port)
+MG_IMAPS=$(free_port); MG_SMTPS=$(free_port); MG2_IMAPS=$(free_port)
 NM_HTTP=$(free_port); NM_FAST=$(free_port); NM_DOVE=$(free_port); NM_SMTP=$(free_port)
 NS_FAST=$(free_port); NS_DOVE=$(free_port); NS_SMTP=$(free_port)
 
@@ -352,14 +354,26 @@ MG_LOG=$MGD/mailgate.log
 # Every client of the benchmark comes from 127.0.0.1 as one of two users:
 # the per-address and per-user limits (where this mailgate has them) are
 # raised above what the benchmark opens, so that they measure, not refuse.
-mg_config() {	# mg_config WITH_LIMITS
-	cat <<EOF
-# mailgate configuration for the benchmark. Generated; do not edit.
+mg_config() {	# mg_config WITH_LIMITS [REUSE]: REUSE "0" for the mailgate-noreuse target
+	local reuse=${2:-} dir=$MGD
+	[ "$reuse" = 0 ] && dir=$MGD2
+	echo "# mailgate configuration for the benchmark. Generated; do not edit."
+	if [ "$reuse" = 0 ]; then
+		cat <<EOF
+# Provider connections are not kept after LOGOUT: every login connects.
+listen:
+  - { protocol: imap, address: "$GW:$MG2_IMAPS", tls: implicit }
+EOF
+	else
+		cat <<EOF
 listen:
   - { protocol: imap, address: "$GW:$MG_IMAPS", tls: implicit }
   - { protocol: smtp, address: "$GW:$MG_SMTPS", tls: implicit }
+EOF
+	fi
+	cat <<EOF
 tls: { certificate: $CA/gateway.crt, key: $CA/gateway.key }
-store: { sqlite: $MGD/store.db, master_key: $MGD/master.key }
+store: { sqlite: $dir/store.db, master_key: $dir/master.key }
 auth: { cache_ttl: 1h }
 # The crowd of failed logins in the "while failed logins are hashed" figure
 # comes from one address: delays and blocking would stop it, not the hashing.
@@ -367,7 +381,7 @@ brute_force: { delay_after: 1000, max_delay: 0, block_after: 100000 }
 EOF
 	if [ "$1" = 1 ]; then
 		cat <<EOF
-timeouts: { login: 60, idle: 1800, connect: 10, shutdown_grace: 1s }
+timeouts: { login: 60, idle: 1800, connect: 10, shutdown_grace: 1s${reuse:+, upstream_reuse: $reuse} }
 limits:
   connections: $(( NOFILE / 2 ))
   connections_per_ip: 1000000
@@ -395,11 +409,30 @@ if ! mg check --syntax-only >"$MGD/check.out" 2>&1; then
 	mg check --syntax-only >&2 || die "the generated mailgate configuration is rejected"
 	log "this mailgate has no limits: configuration block; running without it"
 fi
-mg init >/dev/null
-for u in fast dove; do
-	echo "$GW_PASS" | mg user add "$u" --password-stdin >/dev/null
-	echo "$APP_PASS" | mg account set "$u" "$u" --login "$APP_LOGIN" --password-stdin >/dev/null
-done
+mg_users() {
+	mg init >/dev/null
+	for u in fast dove; do
+		echo "$GW_PASS" | mg user add "$u" --password-stdin >/dev/null
+		echo "$APP_PASS" | mg account set "$u" "$u" --login "$APP_LOGIN" --password-stdin >/dev/null
+	done
+}
+mg_users
+# A second mailgate for the logins figures: the same, except that it keeps no
+# provider connection after LOGOUT (timeouts.upstream_reuse: 0), so that
+# every login costs it a provider connection as in earlier versions. A
+# mailgate without upstream_reuse has no such target.
+MGD2=$WORK/mailgate-noreuse
+mkdir -p "$MGD2"
+MG2_CONF=$MGD2/mailgate.yaml
+MG2_LOG=$MGD2/mailgate.log
+MG2=""
+mg_config 1 0 >"$MG2_CONF"
+if "$MAILGATE" check --syntax-only -c "$MG2_CONF" >"$MGD2/check.out" 2>&1; then
+	MG2=1
+	(MG_CONF=$MG2_CONF; mg_users)
+else
+	log "this mailgate has no timeouts.upstream_reuse: no mailgate-noreuse target"
+fi
 
 start_mailgate() {
 	echo "=== mailgate started $(date -u +%FT%TZ)" >>"$MG_LOG"
@@ -408,8 +441,16 @@ start_mailgate() {
 	wait_port $GW "$MG_IMAPS" "$MG_PID" mailgate "$MG_LOG"
 	wait_port $GW "$MG_SMTPS" "$MG_PID" mailgate "$MG_LOG"
 }
+start_mailgate2() {
+	[ -n "$MG2" ] || return 0
+	echo "=== mailgate started $(date -u +%FT%TZ)" >>"$MG2_LOG"
+	start_bg "$MG2_LOG" "$MAILGATE" run -c "$MG2_CONF"
+	MG2_PID=$LAST_PID
+	wait_port $GW "$MG2_IMAPS" "$MG2_PID" mailgate-noreuse "$MG2_LOG"
+}
 log "mailgate on $GW"
 start_mailgate
+start_mailgate2
 
 # ---------------------------------------------------------------------------
 # nginx: one instance for the mail proxy (with its auth_http location), one
@@ -538,6 +579,8 @@ start_nginx_stream
 
 declare -A R	# results: "FIGURE.TARGET.KEY" -> value
 TARGETS="mailgate direct nginx-mail nginx-stream"
+# The logins figures have one more: mailgate keeping no provider connection.
+LOGIN_TARGETS="mailgate${MG2:+ mailgate-noreuse} direct nginx-mail nginx-stream"
 
 # lg_args TARGET UPSTREAM PROTO: loadgen's connection options for a target.
 lg_args() {
@@ -546,6 +589,8 @@ lg_args() {
 	mailgate.fast.imap) port=$MG_IMAPS; user=fast ;;
 	mailgate.dove.imap) port=$MG_IMAPS; user=dove ;;
 	mailgate.fast.smtp) port=$MG_SMTPS; user=fast ;;
+	mailgate-noreuse.fast.imap) port=$MG2_IMAPS; user=fast ;;
+	mailgate-noreuse.dove.imap) port=$MG2_IMAPS; user=dove ;;
 	direct.fast.imap) port=$F_IMAPS ;;
 	direct.dove.imap) port=$D_IMAPS ;;
 	direct.fast.smtp) port=$F_SMTPS ;;
@@ -647,7 +692,7 @@ done
 # -- sanity: one login through every path; warms mailgate's auth cache --
 log "one login through every path"
 for up in fast dove; do
-	for t in $TARGETS; do
+	for t in $LOGIN_TARGETS; do
 		measure "check.$up" "$t" "$up" imap logins --count 1 --timeout 20
 		if [ "${R[check.$up.$t.logins]:-0}" != 1 ]; then
 			log "WARNING: login through $t to $up failed: ${R[check.$up.$t.first_error]:-}"
@@ -694,8 +739,8 @@ pick_round() {
 logins_figure() {
 	local fig=$1 up=$2 r t order; shift 2
 	for r in $(seq "$ROUNDS"); do
-		order=$TARGETS
-		[ $(( r % 2 )) = 0 ] && order=$(echo "$TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
+		order=$LOGIN_TARGETS
+		[ $(( r % 2 )) = 0 ] && order=$(echo "$LOGIN_TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
 		for t in $order; do
 			skip_if_late 60 "$fig $t round $r" && continue
 			measure "$fig.r$r" "$t" "$up" imap logins --duration "$SECONDS_PER" \
@@ -703,7 +748,7 @@ logins_figure() {
 			restart_if_dead
 		done
 	done
-	for t in $TARGETS; do pick_round "$fig" "$t"; done
+	for t in $LOGIN_TARGETS; do pick_round "$fig" "$t"; done
 }
 
 # -- 1. logins/s: fastimap upstream, fresh and resumed TLS --
@@ -900,13 +945,18 @@ verdict() {	# verdict VALUE OP LIMIT
 }
 
 ROWS=()
-row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s |' "$@")"); }
+# row FIGURE MAILGATE DIRECT NGINX-MAIL NGINX-STREAM VERDICT; the column of
+# mailgate-noreuse is NR (set for the logins rows, "-" elsewhere).
+NR=-
+row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s |' "$1" "$2" "$NR" "$3" "$4" "$5" "$6")"); NR=-; }
 
 for resume in fresh resumed; do
 	for c in 1 32 256; do
 		fig=login.$resume.c$c
 		r=$(ratio "$(cpu_per_login "$fig" mailgate)" "$(cpu_per_login "$fig" nginx-mail)")
 		if [ $resume = fresh ]; then lim=1.5; else lim=1.0; fi
+		r2=$(ratio "$(cpu_per_login "$fig" mailgate-noreuse)" "$(cpu_per_login "$fig" nginx-mail)")
+		NR="$(cell_login "$fig" mailgate-noreuse)${r2:+ (${r2}x)}"
 		row "logins/s, proxy CPU/login: $resume TLS, c=$c" \
 			"$(cell_login "$fig" mailgate)" "$(cell_login "$fig" direct)" \
 			"$(cell_login "$fig" nginx-mail)" "$(cell_login "$fig" nginx-stream)" \
@@ -916,6 +966,8 @@ done
 for c in 1 32; do
 	fig=login.dove.c$c
 	r=$(ratio "$(cpu_per_login "$fig" mailgate)" "$(cpu_per_login "$fig" nginx-mail)")
+	r2=$(ratio "$(cpu_per_login "$fig" mailgate-noreuse)" "$(cpu_per_login "$fig" nginx-mail)")
+	NR="$(cell_login "$fig" mailgate-noreuse)${r2:+ (${r2}x)}"
 	row "logins/s, proxy CPU/login: Dovecot upstream, fresh TLS, c=$c" \
 		"$(cell_login "$fig" mailgate)" "$(cell_login "$fig" direct)" \
 		"$(cell_login "$fig" nginx-mail)" "$(cell_login "$fig" nginx-stream)" \
@@ -936,7 +988,7 @@ added_ms=$(awk -v a="$(v login.dove.c1.mailgate.p50_ms)" -v d="$(v login.dove.c1
 row "login latency p50 / p99 ms, Dovecot upstream, c=1" \
 	"$(lat login.dove.c1 mailgate)" "$(lat login.dove.c1 direct)" \
 	"$(lat login.dove.c1 nginx-mail)" "$(lat login.dove.c1 nginx-stream)" \
-	"Dovecot's own login is the floor; mailgate adds ${added_ms:-?} ms at p50"
+	"a new connection costs Dovecot's own login; mailgate: ${added_ms:-?} ms at p50 (below 0: the connection kept from the last LOGOUT spares it)"
 
 mbps() {	# the best single transfer, and the mean over all of them
 	if [ -z "$(v "$1.$2.mbps")" ]; then echo "${R[$1.$2.status]:--}"; return; fi
@@ -973,8 +1025,8 @@ am=$(added mailgate); an=$(added nginx-mail)
 row "added NOOP latency p50 us (minus direct)" "$am" "0" "$an" "$(added nginx-stream)" \
 	"mailgate <= 50 us: $(verdict "$am" "<=" 50); <= nginx-mail: $(verdict "$am" "<=" "${an:-0}")"
 
-TABLE_HEAD='| figure | mailgate | direct | nginx-mail | nginx-stream | target: ratio, verdict |
-|---|---|---|---|---|---|'
+TABLE_HEAD='| figure | mailgate | mailgate, no kept connections | direct | nginx-mail | nginx-stream | target: ratio, verdict |
+|---|---|---|---|---|---|---|'
 TABLE=$(printf '%s\n' "$TABLE_HEAD" "${ROWS[@]}")
 
 # rounds_cell FIG TARGET: CPU ms per login of the proxy in each round ("a / b / c").
@@ -994,11 +1046,12 @@ rounds_cell() {
 RROWS=()
 for fig in login.fresh.c1 login.fresh.c32 login.fresh.c256 login.resumed.c1 login.resumed.c32 \
     login.resumed.c256 login.dove.c1 login.dove.c32; do
-	RROWS+=("$(printf '| %s | %s | %s | %s |' "$fig" "$(rounds_cell "$fig" mailgate)" \
-		"$(rounds_cell "$fig" nginx-mail)" "$(rounds_cell "$fig" nginx-stream)")")
+	RROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$fig" "$(rounds_cell "$fig" mailgate)" \
+		"$(rounds_cell "$fig" mailgate-noreuse)" "$(rounds_cell "$fig" nginx-mail)" \
+		"$(rounds_cell "$fig" nginx-stream)")")
 done
-ROUNDS_TABLE=$(printf '%s\n' '| logins figure | mailgate | nginx-mail | nginx-stream |' \
-	'|---|---|---|---|' "${RROWS[@]}")
+ROUNDS_TABLE=$(printf '%s\n' '| logins figure | mailgate | mailgate, no kept connections | nginx-mail | nginx-stream |' \
+	'|---|---|---|---|---|' "${RROWS[@]}")
 
 # ---------------------------------------------------------------------------
 # Machine, notes, RESULTS.md
@@ -1014,6 +1067,8 @@ MGUPCIPHER=$(grep -o 'upstream connected .* cipher=[A-Z0-9_]*' "$MG_LOG" | grep 
 	sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')
 MGUPRES=$(grep -o 'upstream connected .*resumed=[a-z]*' "$MG_LOG" | grep -o 'resumed=[a-z]*' | sort | uniq -c |
 	awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')
+# Logins that took a provider connection kept from an earlier LOGOUT, and those that made one.
+MGREUSE="$(grep -c ' upstream reused ' "$MG_LOG" || true) reused, $(grep -c ' upstream connected ' "$MG_LOG" || true) new"
 MGRSS=$(awk '/^mailgate_rss/ {sub(/when=/, "", $2); sub(/rss_kb=/, "", $4); printf "%s %s kB; ", $2, $4}' "$RAW")
 MGLEVELS=$(awk '$2 ~ /^(debug|info|warn|error)$/ {n[$2]++} END {for (k in n) printf "%s=%d ", k, n[k]}' "$MG_LOG")
 INCIDENTS=$(cat "$WORK/incidents" 2>/dev/null | paste -sd ';' - || true)
@@ -1034,6 +1089,7 @@ echo "machine: $(nproc) cores, $CPU_MODEL, Linux $(uname -r); commit $COMMIT; ma
 [ -z "$INCIDENTS" ] || echo "INCIDENTS: $INCIDENTS"
 [ -z "$SKIPPED" ] || echo "skipped (time budget): $SKIPPED"
 echo "mailgate log lines by level: $MGLEVELS; logins by hash: $MGHASH; upstream TLS: $MGUPRES"
+echo "mailgate provider connections: $MGREUSE"
 echo "mailgate RSS: $MGRSS"
 echo "load average (1, 5, 15 min) at start: $LOAD_START; at end: $LOAD_END; CPU steal during the run: $STEAL%"
 
@@ -1054,7 +1110,11 @@ Written by \`make bench\` (bench/run.sh); the latest run replaces this file.
 ## How to read it
 
 Every figure is measured in the same run on the same machine, one after the other, through:
-**mailgate** (TLS to the device, verified TLS to the upstream, SQLite store, auth cache);
+**mailgate** (TLS to the device, verified TLS to the upstream, SQLite store, auth cache, and
+the provider connection kept for 60 s after an IMAP LOGOUT for the account's
+next login, as configured by default);
+**mailgate, no kept connections**: the same with \`timeouts.upstream_reuse: 0\` (logins figures
+only), so that every login opens a provider connection: TLS and a login at the upstream;
 **direct**: the same client straight to the upstream (the zero-overhead limit);
 **nginx-mail**: nginx's mail proxy (TLS to the client, *plaintext* to the upstream, which it cannot
 do otherwise), with \`auth_http\` answered by a location of the same nginx returning fixed headers;
@@ -1102,7 +1162,8 @@ $INCIDENT_LINE
 $SKIPPED_LINE
 
 mailgate during the run: log lines by level: $MGLEVELS; logins by how the password was checked:
-$MGHASH; upstream TLS sessions: $MGUPRES; upstream suites: $MGUPCIPHER; RSS snapshots: $MGRSS
+$MGHASH; upstream TLS sessions: $MGUPRES; upstream suites: $MGUPCIPHER; provider connections
+for IMAP logins: $MGREUSE; RSS snapshots: $MGRSS
 
 ## Raw results (key=value lines from loadgen and the script)
 
