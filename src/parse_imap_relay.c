@@ -64,12 +64,23 @@ static const char *const imtrk_words[] = { "MODSEQ", "CHANGEDSINCE", "CONDSTORE"
 
 static int	imtrk_in(const char *const *, const char *, size_t);
 static void	imtrk_taint(struct mg_imap_track *, const char *);
+static size_t	imtrk_skip(uint64_t *, size_t);
 static int	imtrk_word(const char *, size_t, size_t *, const char **, size_t *);
 static int	imtrk_tag_ok(const char *, size_t);
 static enum mg_imtrk_result imtrk_client_line(struct mg_imap_track *, size_t, size_t *);
 static void	imtrk_client_byte(struct mg_imap_track *, uint8_t);
 static int	imtrk_server_literal(const struct mg_imap_track *, uint64_t *);
 static void	imtrk_server_line(struct mg_imap_track *);
+
+/* Skips what is left of a literal within avail bytes; returns the bytes skipped. */
+static size_t
+imtrk_skip(uint64_t *lit, size_t avail)
+{
+	size_t k = avail < *lit ? avail : (size_t)*lit;
+
+	*lit -= k;
+	return k;
+}
 
 void
 mg_imap_track_init(struct mg_imap_track *t)
@@ -265,14 +276,12 @@ imtrk_client_line(struct mg_imap_track *t, size_t end, size_t *consumed)
 enum mg_imtrk_result
 mg_imap_track_client(struct mg_imap_track *t, const uint8_t *p, size_t n, size_t *consumed)
 {
-	size_t	i = 0, k;
+	size_t	i = 0;
 
 	t->c_start = t->c_inline || t->c_lit > 0 ? -1 : 0;
 	while (i < n && !t->tainted) {
 		if (t->c_lit > 0) {
-			k = n - i < t->c_lit ? n - i : (size_t)t->c_lit;
-			i += k;
-			t->c_lit -= k;
+			i += imtrk_skip(&t->c_lit, n - i);
 			continue;
 		}
 		if (!t->c_inline)
@@ -356,9 +365,7 @@ mg_imap_track_server(struct mg_imap_track *t, const uint8_t *p, size_t n)
 
 	while (i < n && !t->tainted) {
 		if (t->s_lit > 0) {
-			k = n - i < t->s_lit ? n - i : (size_t)t->s_lit;
-			i += k;
-			t->s_lit -= k;
+			i += imtrk_skip(&t->s_lit, n - i);
 			continue;
 		}
 		q = memchr(p + i, '\n', n - i);
