@@ -145,7 +145,6 @@ int mg_imap_quote(const char *s, size_t slen, char *out, size_t outlen);
  * Pure: no allocation, no I/O; any byte boundary; every number checked.
  */
 #define MG_IMTRK_HEAD	80	/* first bytes of a client command kept (tag, name, subcommand) */
-#define MG_IMTRK_WIN	12	/* rolling window for words anywhere in a client command */
 
 enum mg_imtrk_result {
 	MG_IMTRK_AGAIN = 0,	/* everything was consumed */
@@ -162,7 +161,7 @@ struct mg_imap_track {
 	uint8_t		c_idle;		/* IDLE is in progress: the next line is DONE */
 	uint16_t	c_head_len;	/* bytes in c_head */
 	char		c_head[MG_IMTRK_HEAD];	/* the command's first bytes (not literal data) */
-	char		c_win[MG_IMTRK_WIN];	/* the command's last bytes, for words like MODSEQ */
+	uint64_t	c_w1, c_w2;	/* the command's last 16 bytes, upper-cased, for words like MODSEQ */
 	/* Provider -> client. */
 	uint64_t	s_lit;		/* literal bytes still to skip */
 	uint8_t		s_head_len;	/* bytes in s_head */

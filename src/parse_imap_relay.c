@@ -45,24 +45,48 @@ enum {
 /* Literal lengths past this are not followed (19 digits cannot overflow a uint64_t). */
 #define IMTRK_LIT_DIGITS	18
 
+/* A command name and its length (compared first: most names differ in it). */
+struct imtrk_name {
+	const char	*name;
+	size_t		 len;
+};
+#define IMTRK_N(s)	{ s, sizeof(s) - 1 }
+
 /* Commands that leave no state behind that the next login could see. */
-static const char *const imtrk_safe[] = {
-	"APPEND", "CAPABILITY", "CHECK", "COPY", "CREATE", "DELETE", "ESEARCH", "EXPUNGE",
-	"FETCH", "GETACL", "GETMETADATA", "GETQUOTA", "GETQUOTAROOT", "ID", "LIST",
-	"LISTRIGHTS", "LSUB", "MOVE", "MYRIGHTS", "NAMESPACE", "NOOP", "RENAME", "SEARCH",
-	"SETMETADATA", "SORT", "STATUS", "STORE", "SUBSCRIBE", "THREAD", "UNSUBSCRIBE",
-	"XLIST", NULL
+static const struct imtrk_name imtrk_safe[] = {
+	IMTRK_N("APPEND"), IMTRK_N("CAPABILITY"), IMTRK_N("CHECK"), IMTRK_N("COPY"),
+	IMTRK_N("CREATE"), IMTRK_N("DELETE"), IMTRK_N("ESEARCH"), IMTRK_N("EXPUNGE"),
+	IMTRK_N("FETCH"), IMTRK_N("GETACL"), IMTRK_N("GETMETADATA"), IMTRK_N("GETQUOTA"),
+	IMTRK_N("GETQUOTAROOT"), IMTRK_N("ID"), IMTRK_N("LIST"), IMTRK_N("LISTRIGHTS"),
+	IMTRK_N("LSUB"), IMTRK_N("MOVE"), IMTRK_N("MYRIGHTS"), IMTRK_N("NAMESPACE"),
+	IMTRK_N("NOOP"), IMTRK_N("RENAME"), IMTRK_N("SEARCH"), IMTRK_N("SETMETADATA"),
+	IMTRK_N("SORT"), IMTRK_N("STATUS"), IMTRK_N("STORE"), IMTRK_N("SUBSCRIBE"),
+	IMTRK_N("THREAD"), IMTRK_N("UNSUBSCRIBE"), IMTRK_N("XLIST"), { NULL, 0 }
 };
 
 /* UID's subcommands (RFC 9051 section 6.4.9, RFC 6851, RFC 5256). */
-static const char *const imtrk_uid_safe[] = {
-	"COPY", "EXPUNGE", "FETCH", "MOVE", "SEARCH", "SORT", "STORE", "THREAD", NULL
+static const struct imtrk_name imtrk_uid_safe[] = {
+	IMTRK_N("COPY"), IMTRK_N("EXPUNGE"), IMTRK_N("FETCH"), IMTRK_N("MOVE"),
+	IMTRK_N("SEARCH"), IMTRK_N("SORT"), IMTRK_N("STORE"), IMTRK_N("THREAD"), { NULL, 0 }
 };
 
-/* Words that turn CONDSTORE on for the rest of the session wherever they appear. */
-static const char *const imtrk_words[] = { "MODSEQ", "CHANGEDSINCE", "CONDSTORE", NULL };
+/*
+ * Words that turn CONDSTORE on for the rest of the session wherever they
+ * appear: MODSEQ, CHANGEDSINCE (and so UNCHANGEDSINCE), CONDSTORE. The
+ * client scanner keeps the last 16 bytes of a command, upper-cased, in two
+ * 64-bit words (c_w1 the last 8, c_w2 the 8 before), so that each byte costs
+ * a few shifts and compares; these are the words as they look there.
+ */
+#define IMTRK_B(c, n)	((uint64_t)(unsigned char)(c) << (8 * (n)))
+#define IMTRK_MODSEQ	(IMTRK_B('M', 5) | IMTRK_B('O', 4) | IMTRK_B('D', 3) | IMTRK_B('S', 2) | \
+			 IMTRK_B('E', 1) | IMTRK_B('Q', 0))
+#define IMTRK_GEDSINCE	(IMTRK_B('G', 7) | IMTRK_B('E', 6) | IMTRK_B('D', 5) | IMTRK_B('S', 4) | \
+			 IMTRK_B('I', 3) | IMTRK_B('N', 2) | IMTRK_B('C', 1) | IMTRK_B('E', 0))
+#define IMTRK_CHAN	(IMTRK_B('C', 3) | IMTRK_B('H', 2) | IMTRK_B('A', 1) | IMTRK_B('N', 0))
+#define IMTRK_ONDSTORE	(IMTRK_B('O', 7) | IMTRK_B('N', 6) | IMTRK_B('D', 5) | IMTRK_B('S', 4) | \
+			 IMTRK_B('T', 3) | IMTRK_B('O', 2) | IMTRK_B('R', 1) | IMTRK_B('E', 0))
 
-static int	imtrk_in(const char *const *, const char *, size_t);
+static int	imtrk_in(const struct imtrk_name *, const char *, size_t);
 static void	imtrk_taint(struct mg_imap_track *, const char *);
 static size_t	imtrk_skip(uint64_t *, size_t);
 static int	imtrk_word(const char *, size_t, size_t *, const char **, size_t *);
@@ -99,10 +123,10 @@ imtrk_taint(struct mg_imap_track *t, const char *why)
 }
 
 static int
-imtrk_in(const char *const *list, const char *w, size_t len)
+imtrk_in(const struct imtrk_name *list, const char *w, size_t len)
 {
-	for (; *list != NULL; list++)
-		if (strlen(*list) == len && strncasecmp(*list, w, len) == 0)
+	for (; list->name != NULL; list++)
+		if (list->len == len && strncasecmp(list->name, w, len) == 0)
 			return 1;
 	return 0;
 }
@@ -153,23 +177,20 @@ imtrk_word(const char *s, size_t len, size_t *off, const char **w, size_t *wlen)
 static void
 imtrk_client_byte(struct mg_imap_track *t, uint8_t b)
 {
-	char	 u = (char)(b >= 'a' && b <= 'z' ? b - 32 : b), prev;
-	size_t	 i, wl;
+	uint8_t	 u = b >= 'a' && b <= 'z' ? (uint8_t)(b - 32) : b, prev = (uint8_t)t->c_w1;
 
 	t->c_inline = 1;
 	if (t->c_head_len < sizeof(t->c_head))
 		t->c_head[t->c_head_len++] = (char)b;
-	memmove(t->c_win, t->c_win + 1, sizeof(t->c_win) - 1);
-	t->c_win[sizeof(t->c_win) - 1] = u;
-	for (i = 0; imtrk_words[i] != NULL; i++) {
-		wl = strlen(imtrk_words[i]);
-		if (memcmp(t->c_win + sizeof(t->c_win) - wl, imtrk_words[i], wl) == 0)
-			imtrk_taint(t, "CONDSTORE enabled");
-	}
+	t->c_w2 = t->c_w2 << 8 | t->c_w1 >> 56;
+	t->c_w1 = t->c_w1 << 8 | u;
+	if ((t->c_w1 & 0xffffffffffffULL) == IMTRK_MODSEQ ||
+	    (t->c_w1 == IMTRK_GEDSINCE && (t->c_w2 & 0xffffffffULL) == IMTRK_CHAN) ||
+	    (t->c_w1 == IMTRK_ONDSTORE && (t->c_w2 & 0xff) == 'C'))
+		imtrk_taint(t, "CONDSTORE enabled");
 	switch (b) {
 	case '{':
 		/* A literal is an argument of its own: after SP, "(" or "~" (RFC 3516 literal8). */
-		prev = t->c_win[sizeof(t->c_win) - 2];
 		t->c_litst = prev == ' ' || prev == '(' || prev == '~' ? ls_open : ls_none;
 		t->c_num = 0;
 		return;
@@ -304,7 +325,7 @@ mg_imap_track_client(struct mg_imap_track *t, const uint8_t *p, size_t n, size_t
 			return MG_IMTRK_LOGOUT;
 		t->c_inline = 0;
 		t->c_head_len = 0;
-		memset(t->c_win, 0, sizeof(t->c_win));
+		t->c_w1 = t->c_w2 = 0;
 		i++;
 	}
 	*consumed = n;
