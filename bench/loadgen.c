@@ -53,6 +53,7 @@ static struct {
 	int		 plain;		/* --plain: no TLS at all */
 	const char	*user, *pass;	/* --user, --pass */
 	int		 user_random;	/* --user-random: "USER-xxxxxxxx", a new name at every login */
+	long		 users;		/* --users N: logins mode, client i logs in as "USER-(i mod N)" */
 	int		 conc;		/* --concurrency */
 	double		 duration;	/* --duration seconds (logins) */
 	uint64_t	 count;		/* --count: logins, fetches, NOOPs or sessions */
@@ -137,7 +138,7 @@ usage(void)
 	    "usage: loadgen MODE --connect IP:PORT [options]\n"
 	    "  MODE: logins | fetch | smtp | idle | noop\n"
 	    "  --ca FILE --verify-name NAME|IP | --insecure | --plain\n"
-	    "  --bind IP --user U [--user-random] --pass P --label TEXT --timeout S --nagle\n"
+	    "  --bind IP --user U [--user-random | --users N] --pass P --label TEXT --timeout S --nagle\n"
 	    "  logins: --concurrency N --duration S --count C --resume\n"
 	    "  fetch: --uid UID --count R      smtp: --size BYTES --count R --from A --to A\n"
 	    "  idle: --count N --ramp R --hold S     noop: --count K\n");
@@ -316,6 +317,11 @@ send_login(struct lg *s)
 		char name[520];
 
 		snprintf(name, sizeof(name), "%s-%08lx", opt.user, (unsigned long)random() & 0xffffffffUL);
+		p += quote(p, 512, name);
+	} else if (opt.users > 0 && s->slot != NULL) {
+		char name[520];
+
+		snprintf(name, sizeof(name), "%s-%ld", opt.user, (long)(s->slot - slots) % opt.users);
 		p += quote(p, 512, name);
 	} else
 		p += quote(p, 512, opt.user);
@@ -958,6 +964,7 @@ main(int argc, char **argv)
 		{ "plain", no_argument, NULL, 'P' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "user-random", no_argument, NULL, 'X' },
+		{ "users", required_argument, NULL, 'Y' },
 		{ "pass", required_argument, NULL, 'p' },
 		{ "concurrency", required_argument, NULL, 'n' },
 		{ "duration", required_argument, NULL, 'd' },
@@ -1014,6 +1021,7 @@ main(int argc, char **argv)
 		case 'P': opt.plain = 1; break;
 		case 'u': opt.user = optarg; break;
 		case 'X': opt.user_random = 1; break;
+		case 'Y': opt.users = strtol(optarg, NULL, 10); break;
 		case 'p': opt.pass = optarg; break;
 		case 'n': opt.conc = atoi(optarg); break;
 		case 'd': opt.duration = atof(optarg); break;
