@@ -145,6 +145,8 @@ int mg_imap_quote(const char *s, size_t slen, char *out, size_t outlen);
  * Pure: no allocation, no I/O; any byte boundary; every number checked.
  */
 #define MG_IMTRK_HEAD	80	/* first bytes of a client command kept (tag, name, subcommand) */
+#define MG_IMTRK_SHEAD	28	/* first bytes of a server response kept (tag, status) */
+#define MG_IMTRK_SELTAG	20	/* longest tag of a SELECT/EXAMINE/CLOSE/UNSELECT whose answer is followed */
 
 enum mg_imtrk_result {
 	MG_IMTRK_AGAIN = 0,	/* everything was consumed */
@@ -166,11 +168,14 @@ struct mg_imap_track {
 	uint64_t	s_lit;		/* literal bytes still to skip */
 	uint8_t		s_head_len;	/* bytes in s_head */
 	uint8_t		s_tail_len;	/* bytes in s_tail */
-	char		s_head[2];	/* the response's first bytes: "* ", "+ " or a tag's */
+	char		s_head[MG_IMTRK_SHEAD];	/* the response's first bytes: "* ", "+ " or tag and status */
 	char		s_tail[24];	/* the last bytes of the current line, for "{n}" */
 	/* Both. */
 	uint32_t	pending;	/* commands sent and not yet answered with a tagged line */
-	uint8_t		selected;	/* SELECT or EXAMINE was the last of SELECT/EXAMINE/CLOSE/UNSELECT */
+	uint8_t		selected;	/* a mailbox may be selected (see parse_imap_relay.c) */
+	uint8_t		sel_kind;	/* the last SELECT/EXAMINE (1) or CLOSE/UNSELECT (0) sent */
+	uint8_t		sel_tag_len;	/* its tag's length; 0: no answer awaited (or too long a tag) */
+	char		sel_tag[MG_IMTRK_SELTAG];	/* its tag */
 	uint8_t		tainted;	/* the session must not be reused */
 	const char	*why;		/* when tainted: a static reason, for the log */
 	int64_t		c_start;	/* private: where the current command began in this buffer, -1 before it */
@@ -182,10 +187,13 @@ void mg_imap_track_init(struct mg_imap_track *t);
 
 /*
  * Feeds client bytes on their way to the provider. Returns AGAIN when all n
- * were consumed, or LOGOUT when a complete LOGOUT command arrived while no
- * other command was unanswered, IDLE was not running and the session is not
+ * were consumed, or LOGOUT when a complete LOGOUT command (all of it in this
+ * buffer, with a valid tag and no arguments) arrived while no other command
+ * was unanswered, IDLE was not running, the provider was between two
+ * responses (not inside a line or a literal) and the session is not
  * tainted: *consumed is then where that command begins (the bytes before it
- * go to the provider as usual).
+ * go to the provider as usual). A LOGOUT that does not qualify is counted
+ * like any other command.
  */
 enum mg_imtrk_result mg_imap_track_client(struct mg_imap_track *t, const uint8_t *p, size_t n,
     size_t *consumed);

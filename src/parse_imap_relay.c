@@ -89,6 +89,7 @@ static const struct imtrk_name imtrk_uid_safe[] = {
 static int	imtrk_in(const struct imtrk_name *, const char *, size_t);
 static void	imtrk_taint(struct mg_imap_track *, const char *);
 static size_t	imtrk_skip(uint64_t *, size_t);
+static void	imtrk_sel_sent(struct mg_imap_track *, uint8_t, const char *, size_t);
 static int	imtrk_word(const char *, size_t, size_t *, const char **, size_t *);
 static int	imtrk_tag_ok(const char *, size_t);
 static enum mg_imtrk_result imtrk_client_line(struct mg_imap_track *, size_t, size_t *);
@@ -257,6 +258,7 @@ imtrk_client_line(struct mg_imap_track *t, size_t end, size_t *consumed)
 	 * literal, whose LF the head leaves out), so that it is what was sent.
 	 */
 	if (wl == 6 && strncasecmp(w, "LOGOUT", 6) == 0 && off == len && t->pending == 0 &&
+	    t->s_head_len == 0 && t->s_tail_len == 0 && t->s_lit == 0 &&
 	    !t->tainted && t->c_start >= 0 && tag == t->c_head && imtrk_tag_ok(tag, tl) &&
 	    (size_t)t->c_head_len == end - (size_t)t->c_start && tl <= UINT8_MAX) {
 		*consumed = (size_t)t->c_start;
@@ -270,17 +272,18 @@ imtrk_client_line(struct mg_imap_track *t, size_t end, size_t *consumed)
 	}
 	t->pending++;
 	/*
-	 * CLOSE is in every IMAP server and leaves no mailbox selected, even
-	 * when refused (BAD: none was). A device's UNSELECT may be refused by
-	 * a server without it: the gateway then still sends its own, and
-	 * keeps the connection only if that one succeeds.
+	 * The selected state follows the answer to the last of SELECT,
+	 * EXAMINE, CLOSE and UNSELECT: a mailbox may be selected from the
+	 * moment a SELECT is sent (a refused one may leave the old one
+	 * selected), and none is only once a CLOSE or UNSELECT was answered
+	 * OK (a refused one, or one with arguments, changes nothing).
 	 */
-	if ((wl == 6 && strncasecmp(w, "SELECT", 6) == 0) || (wl == 7 && strncasecmp(w, "EXAMINE", 7) == 0))
+	if ((wl == 6 && strncasecmp(w, "SELECT", 6) == 0) || (wl == 7 && strncasecmp(w, "EXAMINE", 7) == 0)) {
 		t->selected = 1;
-	else if (wl == 5 && strncasecmp(w, "CLOSE", 5) == 0)
-		t->selected = 0;
-	else if (wl == 8 && strncasecmp(w, "UNSELECT", 8) == 0)
-		;
+		imtrk_sel_sent(t, 1, tag, tl);
+	} else if ((wl == 5 && strncasecmp(w, "CLOSE", 5) == 0) ||
+	    (wl == 8 && strncasecmp(w, "UNSELECT", 8) == 0))
+		imtrk_sel_sent(t, 0, tag, tl);
 	else if (wl == 4 && strncasecmp(w, "IDLE", 4) == 0)
 		t->c_idle = 1;
 	else if (wl == 6 && strncasecmp(w, "LOGOUT", 6) == 0)
@@ -362,18 +365,39 @@ imtrk_server_literal(const struct mg_imap_track *t, uint64_t *n)
 	return 1;
 }
 
+/* The last SELECT/EXAMINE (kind 1) or CLOSE/UNSELECT (kind 0) was sent with this tag. */
+static void
+imtrk_sel_sent(struct mg_imap_track *t, uint8_t kind, const char *tag, size_t tl)
+{
+	t->sel_kind = kind;
+	t->sel_tag_len = 0;
+	if (tl > 0 && tl <= sizeof(t->sel_tag)) {
+		memcpy(t->sel_tag, tag, tl);
+		t->sel_tag_len = (uint8_t)tl;
+	}
+}
+
 /* A whole server response ended. */
 static void
 imtrk_server_line(struct mg_imap_track *t)
 {
-	if (t->s_head_len == 0 || t->s_head[0] == '*' || t->s_head[0] == '+' ||
-	    t->s_head[0] == '\r')
+	size_t n = t->s_head_len, tl;
+
+	if (n == 0 || t->s_head[0] == '*' || t->s_head[0] == '+' || t->s_head[0] == '\r')
 		return;		/* untagged data, a continuation, or an empty line */
 	if (t->pending == 0) {
 		imtrk_taint(t, "a tagged response no command waits for");
 		return;
 	}
 	t->pending--;
+	/* The answer to the last CLOSE or UNSELECT: "tag OK" and none is selected. */
+	tl = t->sel_tag_len;
+	if (tl > 0 && n > tl + 3 && memcmp(t->s_head, t->sel_tag, tl) == 0 && t->s_head[tl] == ' ') {
+		if (t->sel_kind == 0 && strncasecmp(t->s_head + tl + 1, "OK", 2) == 0 &&
+		    (t->s_head[tl + 3] == ' ' || t->s_head[tl + 3] == '\r'))
+			t->selected = 0;
+		t->sel_tag_len = 0;
+	}
 }
 
 void

@@ -540,7 +540,7 @@ mg_session_relay(struct mg_session *s)
 		relay_up_read_cb(up);
 	if (!s->closing && (s->client.in_len > 0 || s->client.eof || s->client.failed))
 		relay_client_read_cb(&s->client);
-	if (!s->closing) {
+	if (!s->closing && !s->close_after_flush && s->up != NULL) {
 		mg_conn_resume(&s->client);
 		mg_conn_resume(up);
 	}

@@ -184,8 +184,14 @@ mg_upool_park(struct mg_session *s, int selected)
 	struct mg_conn		*c;
 	unsigned		 same = 0;
 
+	/*
+	 * u->lg set: the login is still ending (a LOGOUT pipelined behind the
+	 * device's LOGIN reaches here from inside mg_upstream_ready(), which
+	 * frees lg afterwards). That LOGOUT goes to the provider.
+	 */
 	if (u == NULL || gw->upool == NULL || gw->stopping || gw->cfg->timeout_reuse == 0 ||
-	    !upool_key_set(u->key) || u->phase != MG_UP_READY || gw->upool->n >= MG_UPOOL_MAX)
+	    !upool_key_set(u->key) || u->phase != MG_UP_READY || u->lg != NULL ||
+	    gw->upool->n >= MG_UPOOL_MAX)
 		return -1;
 	c = &u->conn;
 	if (c->eof || c->failed || c->shut || c->closing || c->wq_high)

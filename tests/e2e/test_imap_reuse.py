@@ -367,3 +367,45 @@ def test_a_login_waits_for_a_kept_connection_still_settling(workdir, ca, dovecot
                 assert len(fake.connections()) == 2
     finally:
         fake.stop()
+
+
+def test_logout_pipelined_behind_login(gateway, make_user):
+    # LOGIN and LOGOUT in one write: the LOGOUT reaches the relay while the
+    # provider login is still ending. It goes to the provider, the device
+    # gets its BYE and OK, and the gateway goes on serving.
+    u = make_user()
+    off = gateway.log_offset()
+    c = gateway.raw("implicit")
+    c.send(("a LOGIN %s %s\r\nz LOGOUT\r\n" % (u.name, u.password)).encode())
+    _, tagged = c.read_until_tagged("a")
+    assert tagged.startswith(b"a OK"), c.dump()
+    untagged, tagged = c.read_until_tagged("z")
+    assert tagged.startswith(b"z OK") and any(l.startswith(b"* BYE") for l in untagged), c.dump()
+    c.close()
+    c = login(gateway, u)
+    _, tagged = c.command("b", "NOOP")
+    assert tagged.startswith(b"b OK"), c.dump()
+    logout_and_closed(c)
+    log = gateway.log_since(off)
+    assert len(CONNECTED.findall(log)) == 2 and not REUSED.search(log), log
+    assert gateway.proc.poll() is None
+
+
+def test_unselect_by_the_device_is_followed(gateway, dovecot, make_user):
+    # The device's own UNSELECT, answered OK, leaves nothing to undo: the
+    # connection is kept, and the next session starts unselected.
+    u = make_user()
+    off = gateway.log_offset()
+    c = login(gateway, u)
+    _, tagged = c.command("b", "SELECT INBOX")
+    assert tagged.startswith(b"b OK"), c.dump()
+    _, tagged = c.command("c", "UNSELECT")
+    assert tagged.startswith(b"c OK"), c.dump()
+    logout_and_closed(c)
+    kept_then(gateway, off)
+    c = login(gateway, u)
+    assert REUSED.search(gateway.log_since(off)), gateway.log_since(off)
+    _, tagged = c.command("d", "FETCH 1 (FLAGS)")
+    assert tagged.startswith((b"d BAD", b"d NO")), c.dump()
+    logout_and_closed(c)
+

@@ -548,8 +548,8 @@ test_splits_mixed(void **state)
 	check_splits(s1, NSTEPS(s1), &o);
 	assert_int_equal(o.logout_at, -1);
 	assert_int_equal(o.pending, 0);
-	/* UNSELECT may have been refused: the gateway sends its own before keeping the connection. */
-	assert_int_equal(o.selected, 1);
+	/* a4 UNSELECT was answered OK. */
+	assert_int_equal(o.selected, 0);
 	assert_int_equal(o.tainted, 0);
 	assert_int_equal(o.idle, 0);
 
@@ -973,12 +973,20 @@ test_head_limit(void **state)
 	assert_string_equal(o.why, TAINT_UID);
 }
 
-/* SELECT/EXAMINE set selected, CLOSE/UNSELECT clear it. */
+/*
+ * SELECT/EXAMINE set selected when sent; CLOSE/UNSELECT clear it only when
+ * the last of them is answered OK.
+ */
 static void
 test_selected(void **state)
 {
 	static const struct step	s1[] = {
+		/* CLOSE not answered yet: still selected. */
 		C("a SELECT INBOX\r\nb CLOSE\r\n"),
+	};
+	static const struct step	s1ok[] = {
+		C("a SELECT INBOX\r\nb CLOSE\r\n"),
+		S("a OK\r\nb OK done\r\n"),
 	};
 	static const struct step	s2[] = {
 		C("a examine INBOX\r\n"),
@@ -988,23 +996,78 @@ test_selected(void **state)
 		C("a EXAMINE INBOX\r\n"),
 		S("a OK\r\n"),
 		C("b unselect\r\n"),
+		S("b ok\r\n"),
+	};
+	static const struct step	s3bad[] = {
+		/* A server without UNSELECT: still selected. */
+		C("a EXAMINE INBOX\r\n"),
+		S("a OK\r\n"),
+		C("b UNSELECT\r\n"),
+		S("b BAD unknown command\r\n"),
+	};
+	static const struct step	s3args[] = {
+		/* CLOSE with an argument is refused and changes nothing. */
+		C("a SELECT INBOX\r\n"),
+		S("a OK\r\n"),
+		C("b CLOSE x\r\n"),
+		S("b BAD no arguments\r\n"),
 	};
 	static const struct step	s4[] = {
+		/* Only the answer to the last of them counts. */
 		C("a SELECT INBOX\r\nb UNSELECT\r\nc EXAMINE Trash\r\n"),
 		S("a OK\r\nb OK\r\n"),
 	};
 	static const struct step	s5[] = {
-		/* A refused SELECT still counts: the tracker looks only at commands. */
+		/* A refused SELECT may leave the old mailbox selected. */
 		C("a SELECT Nope\r\n"),
 		S("a NO no such mailbox\r\n"),
 	};
+	static const struct step	s6[] = {
+		/* "bb OK" is not the answer to "b". */
+		C("a SELECT INBOX\r\nbb NOOP\r\nb CLOSE\r\n"),
+		S("a OK\r\nbb OK\r\n"),
+	};
 
 	(void)state;
-	EXPECT(s1, 2, 0, NULL);
+	EXPECT(s1, 2, 1, NULL);
+	EXPECT(s1ok, 0, 0, NULL);
 	EXPECT(s2, 0, 1, NULL);
-	EXPECT(s3, 1, 1, NULL);		/* a device's UNSELECT may be refused: still "maybe selected" */
+	EXPECT(s3, 0, 0, NULL);
+	EXPECT(s3bad, 0, 1, NULL);
+	EXPECT(s3args, 0, 1, NULL);
 	EXPECT(s4, 1, 1, NULL);
 	EXPECT(s5, 0, 1, NULL);
+	EXPECT(s6, 1, 1, NULL);
+}
+
+/*
+ * A LOGOUT while the provider is inside a response (a line or a literal)
+ * is relayed: what is still coming belongs to this device.
+ */
+static void
+test_logout_mid_response(void **state)
+{
+	size_t used;
+
+	(void)state;
+	mg_imap_track_init(&trk);
+	assert_int_equal(client("a NOOP\r\n", &used), MG_IMTRK_AGAIN);
+	server("a OK done\r\n* 5 EXI");
+	assert_int_equal(trk.pending, 0);
+	assert_int_equal(client("c LOGOUT\r\n", &used), MG_IMTRK_AGAIN);
+	assert_string_equal(trk.why, TAINT_LOGOUT);
+
+	mg_imap_track_init(&trk);
+	assert_int_equal(client("a NOOP\r\n", &used), MG_IMTRK_AGAIN);
+	server("a OK\r\n* 1 FETCH (BODY[] {10}\r\nabc");
+	assert_int_equal(client("c LOGOUT\r\n", &used), MG_IMTRK_AGAIN);
+	assert_string_equal(trk.why, TAINT_LOGOUT);
+
+	/* Between two responses: reported. */
+	mg_imap_track_init(&trk);
+	assert_int_equal(client("a NOOP\r\n", &used), MG_IMTRK_AGAIN);
+	server("* 5 EXISTS\r\na OK done\r\n");
+	assert_int_equal(client("c LOGOUT\r\n", &used), MG_IMTRK_LOGOUT);
 }
 
 /* Literal lengths past what can be followed taint, in both directions. */
@@ -1109,6 +1172,7 @@ main(void)
 		cmocka_unit_test(test_taint_server_and_idle),
 		cmocka_unit_test(test_head_limit),
 		cmocka_unit_test(test_selected),
+		cmocka_unit_test(test_logout_mid_response),
 		cmocka_unit_test(test_literal_too_large),
 		cmocka_unit_test(test_odd_bytes),
 	};
