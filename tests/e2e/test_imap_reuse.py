@@ -65,6 +65,27 @@ def kept_then(gateway, off):
     gateway.wait_log(KEPT, off)
 
 
+def ok(c, tag, command):
+    """Sends a command that must succeed; returns its untagged lines."""
+    untagged, tagged = c.command(tag, command)
+    assert tagged.startswith(tag.encode() + b" OK"), c.dump()
+    return untagged
+
+
+def login_reused(gateway, u, off):
+    """Once the last LOGOUT's connection is kept, logs u in again: on that connection."""
+    kept_then(gateway, off)
+    c = login(gateway, u)
+    assert REUSED.search(gateway.log_since(off)), gateway.log_since(off)
+    return c
+
+
+def assert_unselected(c, tag):
+    """No mailbox is selected: FETCH is refused, as RFC 9051 says for the authenticated state."""
+    _, tagged = c.command(tag, "FETCH 1 (FLAGS)")
+    assert tagged.startswith((tag.encode() + b" BAD", tag.encode() + b" NO")), c.dump()
+
+
 def test_next_login_of_the_account_reuses_the_connection(gateway, dovecot, make_user):
     u = make_user()
     box = "Reuse" + secrets.token_hex(3)
@@ -108,17 +129,11 @@ def test_the_next_session_starts_unselected_and_nothing_is_expunged(gateway, dov
     dovecot.append(u.login, box, make_message("keep me"))
     off = gateway.log_offset()
     c = login(gateway, u)
-    _, tagged = c.command("b", "SELECT %s" % box)
-    assert tagged.startswith(b"b OK"), c.dump()
-    _, tagged = c.command("c", "STORE 1 +FLAGS (\\Deleted)")
-    assert tagged.startswith(b"c OK"), c.dump()
+    ok(c, "b", "SELECT %s" % box)
+    ok(c, "c", "STORE 1 +FLAGS (\\Deleted)")
     logout_and_closed(c)
-    kept_then(gateway, off)
-    c = login(gateway, u)
-    assert REUSED.search(gateway.log_since(off)), gateway.log_since(off)
-    # No mailbox is selected: FETCH is refused as RFC 9051 says for the authenticated state.
-    _, tagged = c.command("d", "FETCH 1 (FLAGS)")
-    assert tagged.startswith((b"d BAD", b"d NO")), c.dump()
+    c = login_reused(gateway, u, off)
+    assert_unselected(c, "d")
     # UNSELECT, not CLOSE: the message marked \Deleted is still there.
     untagged, tagged = c.command("e", "SELECT %s" % box)
     assert tagged.startswith(b"e OK") and b"* 1 EXISTS\r\n" in untagged, c.dump()
@@ -397,15 +412,10 @@ def test_unselect_by_the_device_is_followed(gateway, dovecot, make_user):
     u = make_user()
     off = gateway.log_offset()
     c = login(gateway, u)
-    _, tagged = c.command("b", "SELECT INBOX")
-    assert tagged.startswith(b"b OK"), c.dump()
-    _, tagged = c.command("c", "UNSELECT")
-    assert tagged.startswith(b"c OK"), c.dump()
+    ok(c, "b", "SELECT INBOX")
+    ok(c, "c", "UNSELECT")
     logout_and_closed(c)
-    kept_then(gateway, off)
-    c = login(gateway, u)
-    assert REUSED.search(gateway.log_since(off)), gateway.log_since(off)
-    _, tagged = c.command("d", "FETCH 1 (FLAGS)")
-    assert tagged.startswith((b"d BAD", b"d NO")), c.dump()
+    c = login_reused(gateway, u, off)
+    assert_unselected(c, "d")
     logout_and_closed(c)
 
